@@ -1,0 +1,213 @@
+"""The image canvas: a QGraphicsView whose scene coordinates ARE image pixel coordinates.
+
+The image item sits at (0, 0) with 1 scene unit = 1 pixel, so annotation items and X-ray overlay
+layers draw directly in original-image pixels (x right, y down). Z order: image 0, annotations 10,
+overlays 20+, tool previews 100. Wheel zooms around the cursor, middle-drag or Space+drag pans,
+``fit`` fits the image to the window.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QImage, QMouseEvent, QPainter, QPixmap, QWheelEvent
+from PySide6.QtWidgets import QGraphicsPixmapItem, QGraphicsScene, QGraphicsSimpleTextItem, QGraphicsView, QWidget
+
+Z_IMAGE, Z_ANNOTATIONS, Z_OVERLAYS, Z_TOOLS = 0.0, 10.0, 20.0, 100.0
+MIN_ZOOM, MAX_ZOOM = 0.01, 64.0
+
+
+def rgb_to_qimage(rgb: np.ndarray) -> QImage:
+    """(H, W, 3) uint8 RGB -> QImage (copies, so the array may be reused)."""
+    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+    h, w = rgb.shape[:2]
+    return QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+
+
+class CanvasView(QGraphicsView):
+    """Shows one image and whatever items are added to ``scene()`` in image pixel coordinates."""
+
+    cursor_moved = Signal(float, float)  # image pixel coordinates (x, y) under the cursor
+    zoom_changed = Signal(float)  # view scale (1.0 = 100 %)
+    clicked = Signal(float, float, int)  # image pixel x, y, Qt.KeyboardModifiers as int
+    image_size_changed = Signal(int, int)  # width, height (0, 0 when no image)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setScene(QGraphicsScene(self))
+        self.setBackgroundBrush(QColor(40, 40, 44))
+        self.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.NoAnchor)
+        self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
+        self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.SmartViewportUpdate)
+        self.setMouseTracking(True)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self._image_item: QGraphicsPixmapItem | None = None
+        self._message_item: QGraphicsSimpleTextItem | None = None
+        self._image_size = (0, 0)
+        self._pan_from: QPointF | None = None
+        self._space_down = False
+        self.last_cursor = QPointF(-1, -1)
+        self._fit_mode = True  # refit on resize until the user zooms or pans
+
+    # -- content ------------------------------------------------------------------------------
+    def image_size(self) -> tuple[int, int]:
+        """(width, height) of the shown image, (0, 0) if none."""
+        return self._image_size
+
+    def set_image(self, rgb: np.ndarray | None, fit: bool = True) -> None:
+        """Show an (H, W, 3) uint8 RGB image (or clear with None)."""
+        self._clear_image()
+        if rgb is None:
+            self.image_size_changed.emit(0, 0)
+            return
+        h, w = rgb.shape[:2]
+        self._image_item = QGraphicsPixmapItem(QPixmap.fromImage(rgb_to_qimage(rgb)))
+        self._image_item.setZValue(Z_IMAGE)
+        self._image_item.setTransformationMode(Qt.TransformationMode.FastTransformation)
+        self.scene().addItem(self._image_item)
+        self._set_size(w, h)
+        if fit:
+            self.fit()
+
+    def set_image_item(self, item: QGraphicsPixmapItem | None, width: int, height: int, fit: bool = True) -> None:
+        """Show a prepared image item (e.g. a tiled item for huge images) of the given pixel size."""
+        self._clear_image()
+        if item is not None:
+            item.setZValue(Z_IMAGE)
+            self.scene().addItem(item)
+            self._image_item = item
+        self._set_size(width, height)
+        if fit:
+            self.fit()
+
+    def show_message(self, text: str) -> None:
+        """Replace the image by a readable message (e.g. 'cannot decode image: ...')."""
+        self._clear_image()
+        item = QGraphicsSimpleTextItem(text)
+        font = QFont()
+        font.setPointSize(12)
+        item.setFont(font)
+        item.setBrush(QColor(255, 200, 120))
+        self.scene().addItem(item)
+        self._message_item = item
+        self._image_size = (0, 0)
+        self.image_size_changed.emit(0, 0)
+        self.setSceneRect(item.boundingRect().adjusted(-20, -20, 20, 20))
+        self.resetTransform()
+        self.centerOn(item)
+        self.zoom_changed.emit(1.0)
+
+    def message(self) -> str:
+        return self._message_item.text() if self._message_item is not None else ""
+
+    def _set_size(self, w: int, h: int) -> None:
+        self._image_size = (w, h)
+        margin = max(w, h) * 3.0
+        self.setSceneRect(QRectF(-margin, -margin, w + 2 * margin, h + 2 * margin))
+        self.image_size_changed.emit(w, h)
+
+    def _clear_image(self) -> None:
+        for attr in ("_image_item", "_message_item"):
+            item = getattr(self, attr)
+            if item is not None:
+                self.scene().removeItem(item)
+                setattr(self, attr, None)
+
+    # -- zoom and pan -------------------------------------------------------------------------
+    def zoom(self) -> float:
+        return self.transform().m11()
+
+    def fit(self) -> None:
+        w, h = self._image_size
+        if not w or not h:
+            return
+        self.resetTransform()
+        self.fitInView(QRectF(0, 0, w, h), Qt.AspectRatioMode.KeepAspectRatio)
+        self._fit_mode = True
+        self.zoom_changed.emit(self.zoom())
+
+    def resizeEvent(self, event: object) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        if self._fit_mode:
+            self.fit()
+
+    def zoom_by(self, factor: float, anchor_view: QPointF | None = None) -> None:
+        """Multiply the zoom by ``factor`` keeping the scene point under ``anchor_view`` fixed."""
+        self._fit_mode = False
+        new = min(MAX_ZOOM, max(MIN_ZOOM, self.zoom() * factor))
+        factor = new / self.zoom()
+        if anchor_view is None:
+            anchor_view = QPointF(self.viewport().rect().center())
+        before = self.mapToScene(anchor_view.toPoint())
+        self.scale(factor, factor)
+        moved = QPointF(self.mapFromScene(before)) - anchor_view
+        self.pan_by(-moved.x(), -moved.y())
+        self.zoom_changed.emit(self.zoom())
+
+    def pan_by(self, dx: float, dy: float) -> None:
+        """Move the content by (dx, dy) viewport pixels."""
+        self._fit_mode = False
+        h, v = self.horizontalScrollBar(), self.verticalScrollBar()
+        h.setValue(round(h.value() - dx))
+        v.setValue(round(v.value() - dy))
+
+    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802
+        steps = event.angleDelta().y() / 120.0
+        if steps:
+            self.zoom_by(math.pow(1.2, steps), event.position())
+        event.accept()
+
+    def keyPressEvent(self, event: object) -> None:  # noqa: N802
+        if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
+            self._space_down = True
+            self.viewport().setCursor(Qt.CursorShape.OpenHandCursor)
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+    def keyReleaseEvent(self, event: object) -> None:  # noqa: N802
+        if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
+            self._space_down = False
+            self.viewport().unsetCursor()
+            event.accept()
+            return
+        super().keyReleaseEvent(event)
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        pan = event.button() == Qt.MouseButton.MiddleButton or (
+            event.button() == Qt.MouseButton.LeftButton and self._space_down)
+        if pan:
+            self._pan_from = event.position()
+            self.viewport().setCursor(Qt.CursorShape.ClosedHandCursor)
+            event.accept()
+            return
+        if event.button() == Qt.MouseButton.LeftButton:
+            p = self.mapToScene(event.position().toPoint())
+            self.clicked.emit(p.x(), p.y(), int(event.modifiers().value))
+        super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if self._pan_from is not None:
+            d = event.position() - self._pan_from
+            self._pan_from = event.position()
+            self.pan_by(d.x(), d.y())
+            event.accept()
+        p = self.mapToScene(event.position().toPoint())
+        self.last_cursor = p
+        self.cursor_moved.emit(p.x(), p.y())
+        if self._pan_from is None:
+            super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if self._pan_from is not None and event.button() in (Qt.MouseButton.MiddleButton, Qt.MouseButton.LeftButton):
+            self._pan_from = None
+            if self._space_down:
+                self.viewport().setCursor(Qt.CursorShape.OpenHandCursor)
+            else:
+                self.viewport().unsetCursor()
+            event.accept()
+            return
+        super().mouseReleaseEvent(event)
