@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication, QWidget
 
 from engine.data.demo import default_demo_dir, ensure_demo
 from engine.project.store import is_project
@@ -32,4 +34,20 @@ def main(argv: list[str] | None = None) -> int:
 
     window = MainWindow(project)
     window.show()
+    _close_on_sigterm(window)
     return app.exec()
+
+
+def _close_on_sigterm(window: QWidget) -> None:
+    """SIGTERM (logout, `kill`) closes the window the normal way: settings saved, jobs stopped.
+
+    Python runs signal handlers only between bytecodes, so a timer wakes the interpreter up.
+    """
+    timer = QTimer(window)
+    timer.timeout.connect(_noop)
+    timer.start(200)
+    signal.signal(signal.SIGTERM, lambda *_: window.close())
+
+
+def _noop() -> None:
+    pass

@@ -27,10 +27,10 @@ class Box:
 
     def __post_init__(self) -> None:
         a = np.asarray(self.xyxy, dtype=np.float64).reshape(4)
-        x1, y1, x2, y2 = a
-        a = np.array([min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)])
         if not np.all(np.isfinite(a)):
             raise ValueError(f"box has non-finite coordinates: {a.tolist()}")
+        x1, y1, x2, y2 = a
+        a = np.array([min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)])
         object.__setattr__(self, "xyxy", a)
 
     def bbox(self) -> np.ndarray:
