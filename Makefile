@@ -15,7 +15,7 @@ run: $(STAMP)
 	$(VENV)/bin/anchorlab
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check engine gui resources tests bench
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 
 test: lint
