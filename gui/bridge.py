@@ -48,7 +48,8 @@ class _Lane:
             if task is None:
                 return
             self.pending.pop(task.job_id, None)
-            if task.cancel.cancelled:
+            if task.cancel.cancelled:  # cancelled while queued: still report, so waiters close
+                self.out.put(JobFinished({"cancelled": True}, job=task.job_id))
                 continue
             self.current = task
 

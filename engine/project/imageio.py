@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+EXIF_FORMATS = ("JPEG", "MPO", "TIFF", "WEBP")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 Image.MAX_IMAGE_PIXELS = 1_000_000_000  # 20k x 20k scans are legitimate; we tile them for display
 
@@ -25,7 +26,8 @@ def image_size(path: str | Path) -> tuple[int, int]:
     try:
         with Image.open(path) as im:
             w, h = im.size
-            orientation = im.getexif().get(0x0112, 1)
+            # PNG's getexif() decodes the whole file; only formats that carry EXIF up front are asked
+            orientation = im.getexif().get(0x0112, 1) if im.format in EXIF_FORMATS else 1
     except (OSError, UnidentifiedImageError, ValueError) as e:
         raise ImageReadError(f"{path}: not a readable image ({e})") from e
     return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
