@@ -30,7 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("AnchorLab")
     app.setOrganizationName("AnchorLab")
+    from gui.canvas.image_loader import collect_garbage_on_gui_thread
     from gui.main_window import MainWindow
+
+    collect_garbage_on_gui_thread()  # docs/adr/0004: never let a worker thread free Qt objects
 
     window = MainWindow(project)
     window.show()
