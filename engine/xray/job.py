@@ -1,0 +1,127 @@
+"""The X-ray job: ``xray_job(config, sink, cancel) -> summary`` (GUI lane 'tasks' and ``anchorlab xray``).
+
+``config`` keys: ``project`` (folder), ``image`` (image id, or a path: relative to the project or
+absolute; a path not in the project has no ground truth), optional ``checkpoint`` (path) or ``run``
+(run id -> the run's best checkpoint), ``roi_index`` (int or None), ``seed`` (int, default 0),
+``device`` ('cpu' default). Without a checkpoint an untrained tiny detector is used (with a Notice).
+Emits one ``ArraysReady(kind="xray", arrays, meta)`` and returns the summary dict (counts + meta).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine.data.dataset import DetectionDataset, SampleRecord, make_label_map
+from engine.events import ArraysReady, Notice, Progress
+from engine.jobs import CancelToken, Sink
+from engine.models.faster_rcnn import DetectorSpec, build_faster_rcnn
+from engine.project.imageio import read_rgb
+from engine.project.store import Store, StoreError
+from engine.xray.capture import capture
+
+
+class XrayError(ValueError):
+    """Bad X-ray input (unknown image, run without checkpoint...); the message names the field."""
+
+
+def load_image_and_gt(store: Store, image: int | str, label_map: dict[int, int]
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int | None, str]:
+    """(H, W, 3) uint8 image, GT boxes (N, 4) float32 xyxy, labels (N,) int64 (model labels, as the
+    trainer builds them), the image id (None for an outside file) and its path."""
+    rec = None
+    if isinstance(image, int) or (isinstance(image, str) and image.strip().isdigit()):
+        try:
+            rec = store.image(int(image))
+        except StoreError as e:
+            raise XrayError(f"image: {e}") from e
+    else:
+        p = Path(str(image))
+        candidates = [p] if p.is_absolute() else [store.root / p, Path.cwd() / p]
+        path = next((c for c in candidates if c.is_file()), None)
+        if path is None:
+            raise XrayError(f"image: {image!r} is neither an image id of the project nor a file")
+        try:
+            rec = store.image_by_path(path.resolve().relative_to(store.root).as_posix())
+        except ValueError:  # outside the project folder
+            rec = None
+        if rec is None:
+            return read_rgb(path), np.zeros((0, 4), np.float32), np.zeros(0, np.int64), None, str(path)
+    sample = SampleRecord(rec.id, store.image_path(rec), rec.width, rec.height, tuple(store.annotations(rec.id)))
+    img, boxes, labels, _ = DetectionDataset([sample], label_map).raw(0)
+    return img, boxes, labels, rec.id, str(sample.path)
+
+
+def resolve_checkpoint(store: Store, config: dict) -> str | None:
+    """The checkpoint path named by ``checkpoint`` or by ``run`` (its best checkpoint), else None."""
+    if config.get("checkpoint"):
+        return str(config["checkpoint"])
+    run = config.get("run")
+    if run in (None, "", 0):
+        return None
+    try:
+        r = store.run(int(run))
+    except (StoreError, ValueError) as e:
+        raise XrayError(f"run: {e}") from e
+    if not r.get("checkpoint"):
+        raise XrayError(f"run: run {run} has no checkpoint yet (status {r.get('status')!r})")
+    ckpt = Path(r["checkpoint"])
+    return str(ckpt if ckpt.is_absolute() else store.root / ckpt)
+
+
+def xray_job(config: dict, sink: Sink, cancel: CancelToken) -> dict:
+    """Capture one image's Faster R-CNN internals (see module docstring)."""
+    if not config.get("project"):
+        raise XrayError("project: no project folder given")
+    if config.get("image") in (None, ""):
+        raise XrayError("image: no image id or path given")
+    device = torch.device(config.get("device") or "cpu")
+    sink(Progress(0, 3, "loading model"))
+    with Store(config["project"]) as store:
+        checkpoint = resolve_checkpoint(store, config)
+        names = {c.id: c.name for c in store.categories()}
+        meta: dict = {"project": str(store.root), "checkpoint": checkpoint or "", "run_id": config.get("run")}
+        if checkpoint:
+            from engine.train.checkpoint import load_detector  # the trainer's module; imported lazily
+
+            model, spec, label_map, ck_meta = load_detector(checkpoint, device)
+            meta.update(step=ck_meta.get("step"), epoch=ck_meta.get("epoch"), run_id=ck_meta.get("run_id"))
+            label_names = ["background", *ck_meta.get("category_names", [])]
+        else:
+            label_map = make_label_map(store)
+            spec = DetectorSpec(num_classes=len(label_map) + 1, pretrained=False)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(int(config.get("seed", 0)))
+                model, _ = build_faster_rcnn(spec)
+            model.to(device).eval()
+            msg = "no checkpoint given: X-ray of an UNTRAINED tiny detector (random weights)"
+            sink(Notice(msg, "warning"))
+            meta["notice"] = msg
+            label_names = ["background", *[names[c] for c in sorted(label_map, key=label_map.get)]]
+        cancel.check()
+        sink(Progress(1, 3, "reading image"))
+        image, gt_boxes, gt_labels, image_id, path = load_image_and_gt(store, config["image"], label_map)
+    cancel.check()
+    sink(Progress(2, 3, "capturing"))
+    arrays = capture(model, image, gt_boxes, gt_labels, roi_index=config.get("roi_index"),
+                     seed=int(config.get("seed", 0)))
+    meta.update(image_id=image_id, image_path=path, label_names=label_names, spec=spec.to_dict(),
+                live=False)
+    summary = {**summarize(arrays), **{k: meta[k] for k in ("image_id", "image_path", "checkpoint", "run_id")}}
+    sink(ArraysReady(kind="xray", arrays=arrays, meta=meta))
+    sink(Progress(3, 3, "done"))
+    return summary
+
+
+def summarize(a: dict[str, np.ndarray]) -> dict:
+    """Counts of a capture, for logs and job results."""
+    lab = a["anchor_label"]
+    return {"anchors": int(len(a["anchors"])), "anchors_fg": int((lab == 1).sum()),
+            "anchors_bg": int((lab == 0).sum()), "anchors_ignored": int((lab == -1).sum()),
+            "anchors_sampled": int(a["anchor_sampled"].sum()), "proposals_pre_nms": int(len(a["proposals_pre_nms"])),
+            "proposals": int(len(a["proposals"])), "rois": int(len(a["rois"])),
+            "rois_fg": int((a["roi_label"] > 0).sum()), "detections_pre_nms": int(len(a["detections_pre_nms"])),
+            "detections": int(len(a["detections"])), "gt": int(len(a["gt_boxes"])),
+            "input_size": [int(v) for v in a["input_size"]], "image_size": [int(v) for v in a["image_size"]]}
