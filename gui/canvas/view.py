@@ -9,10 +9,11 @@ overlays 20+, tool previews 100. Wheel zooms around the cursor, middle-drag or S
 from __future__ import annotations
 
 import math
+from typing import Protocol
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QMouseEvent, QPainter, QPixmap, QWheelEvent
+from PySide6.QtGui import QColor, QFont, QImage, QKeyEvent, QMouseEvent, QPainter, QPixmap, QWheelEvent
 from PySide6.QtWidgets import QGraphicsPixmapItem, QGraphicsScene, QGraphicsSimpleTextItem, QGraphicsView, QWidget
 
 Z_IMAGE, Z_ANNOTATIONS, Z_OVERLAYS, Z_TOOLS = 0.0, 10.0, 20.0, 100.0
@@ -24,6 +25,16 @@ def rgb_to_qimage(rgb: np.ndarray) -> QImage:
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
     h, w = rgb.shape[:2]
     return QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+
+
+class CanvasTool(Protocol):
+    """An editing tool (``gui.canvas.tools``): gets mouse/key events before the view; True = handled."""
+
+    def mouse_press(self, event: QMouseEvent, pos: QPointF) -> bool: ...
+    def mouse_move(self, event: QMouseEvent, pos: QPointF) -> bool: ...
+    def mouse_release(self, event: QMouseEvent, pos: QPointF) -> bool: ...
+    def mouse_double_click(self, event: QMouseEvent, pos: QPointF) -> bool: ...
+    def key_press(self, event: QKeyEvent) -> bool: ...
 
 
 class CanvasView(QGraphicsView):
@@ -51,6 +62,7 @@ class CanvasView(QGraphicsView):
         self._space_down = False
         self.last_cursor = QPointF(-1, -1)
         self._fit_mode = True  # refit on resize until the user zooms or pans
+        self.tool: CanvasTool | None = None  # active editing tool; panning keys/buttons stay with the view
 
     # -- content ------------------------------------------------------------------------------
     def image_size(self) -> tuple[int, int]:
@@ -166,6 +178,9 @@ class CanvasView(QGraphicsView):
             self.viewport().setCursor(Qt.CursorShape.OpenHandCursor)
             event.accept()
             return
+        if self.tool is not None and self.tool.key_press(event):
+            event.accept()
+            return
         super().keyPressEvent(event)
 
     def keyReleaseEvent(self, event: object) -> None:  # noqa: N802
@@ -187,7 +202,20 @@ class CanvasView(QGraphicsView):
         if event.button() == Qt.MouseButton.LeftButton:
             p = self.mapToScene(event.position().toPoint())
             self.clicked.emit(p.x(), p.y(), int(event.modifiers().value))
+        if self.tool is not None and self.tool.mouse_press(event, self.scene_pos(event)):
+            event.accept()
+            return
         super().mousePressEvent(event)
+
+    def scene_pos(self, event: QMouseEvent) -> QPointF:
+        """The event position in scene (image pixel) coordinates, sub-pixel."""
+        return self.viewportTransform().inverted()[0].map(event.position())
+
+    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if self.tool is not None and self.tool.mouse_double_click(event, self.scene_pos(event)):
+            event.accept()
+            return
+        super().mouseDoubleClickEvent(event)
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
         if self._pan_from is not None:
@@ -198,7 +226,9 @@ class CanvasView(QGraphicsView):
         p = self.mapToScene(event.position().toPoint())
         self.last_cursor = p
         self.cursor_moved.emit(p.x(), p.y())
-        if self._pan_from is None:
+        if self._pan_from is not None:
+            return
+        if self.tool is None or not self.tool.mouse_move(event, self.scene_pos(event)):
             super().mouseMoveEvent(event)
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
@@ -208,6 +238,9 @@ class CanvasView(QGraphicsView):
                 self.viewport().setCursor(Qt.CursorShape.OpenHandCursor)
             else:
                 self.viewport().unsetCursor()
+            event.accept()
+            return
+        if self.tool is not None and self.tool.mouse_release(event, self.scene_pos(event)):
             event.accept()
             return
         super().mouseReleaseEvent(event)

@@ -1,4 +1,4 @@
-"""Guard against the PySide6 6.12.0 emit refcount bug (docs/adr/0004): 50k emits must not kill Python."""
+"""Guard against the PySide6 6.12.0 refcount bugs (docs/adr/0004): 50k emits / void calls must not kill Python."""
 
 from __future__ import annotations
 
@@ -26,7 +26,10 @@ before = sys.getrefcount(True)
 for _ in range(50_000):
     e.moved.emit(1.0, 2.0)
 assert e.count == 50_000
-print(sys.getrefcount(True) - before)
+none_before = sys.getrefcount(None)
+for _ in range(50_000):
+    e.setObjectName("x")  # a void Qt method: 6.12.0 also dropped a reference to None here
+print(max(abs(sys.getrefcount(True) - before), abs(sys.getrefcount(None) - none_before)))
 """
 
 
