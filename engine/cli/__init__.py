@@ -13,6 +13,9 @@ import sys
 
 COMMAND_MODULES = (
     "engine.cli.project",
+    "engine.cli.train",
+    "engine.cli.interop",
+    "engine.cli.xray",
 )
 COMMANDS = ("new", "demo", "info", "train", "eval", "predict", "xray", "import", "export")
 

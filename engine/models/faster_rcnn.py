@@ -30,8 +30,9 @@ class DetectorSpec:
     max_size: int = 512
     norm: str = "bn"  # tiny only: bn | frozen | gn
     anchor_sizes: tuple[tuple[int, ...], ...] = field(default_factory=tiny_anchor_sizes)
-    aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)
+    aspect_ratios: tuple[float, ...] = (0.7, 1.0, 1.4)  # tiny only (h / w); demo objects span 0.7-1.5
     pretrained: bool = True  # use local pretrained weights when present
+    box_batch_size_per_image: int = 512  # RoIs sampled per image for the box head loss (torchvision's default)
 
     def to_dict(self) -> dict:
         d = dict(self.__dict__)
@@ -50,7 +51,8 @@ class DetectorSpec:
 def build_faster_rcnn(spec: DetectorSpec) -> tuple[FasterRCNN, list[str]]:
     """Build the model; returns it and notices for the user (e.g. 'training from scratch')."""
     notices: list[str] = []
-    common = dict(min_size=spec.min_size, max_size=spec.max_size, box_detections_per_img=100)
+    common = dict(min_size=spec.min_size, max_size=spec.max_size, box_detections_per_img=100,
+                  box_batch_size_per_image=spec.box_batch_size_per_image)
     if spec.backbone == "tiny":
         anchors = AnchorGenerator(spec.anchor_sizes, (spec.aspect_ratios,) * len(spec.anchor_sizes))
         backbone = TinyFPNBackbone(spec.norm)

@@ -18,11 +18,12 @@ class TrainConfig:
     val_split: str = "val"
     epochs: int = 10
     batch_size: int = 4
-    lr: float = 0.01
+    lr: float = 0.001  # AdamW from scratch (tiny); try 1e-4 for pretrained backbones, ~0.01 with sgd
     momentum: float = 0.9
-    optimizer: str = "sgd"  # sgd | adamw
+    optimizer: str = "adamw"  # sgd | adamw (AdamW learned the demo ~2x faster than SGD in the quality bench)
     weight_decay: float = 1e-4  # L2
     l1: float = 0.0  # L1 coefficient, added as loss_l1
+    roi_samples: int = 0  # RoIs sampled per image for the box head; 0 = 128 for tiny (2x faster on CPU), else 512
     norm: str = "bn"  # bn (trainable) | frozen | gn (tiny backbone only)
     schedule: str = "cosine"  # cosine | step | constant
     step_epochs: int = 8  # step schedule: decay every N epochs

@@ -21,7 +21,8 @@ def _model(seed: int = 0) -> torch.nn.Module:
     """A tiny detector with spread-out heads, so scores and boxes are not all ties."""
     torch.manual_seed(seed)
     model, _ = build_faster_rcnn(DetectorSpec(num_classes=4, anchor_sizes=SIZES, aspect_ratios=RATIOS,
-                                              min_size=224, max_size=400, pretrained=False))
+                                              min_size=224, max_size=400, pretrained=False,
+                                              box_batch_size_per_image=128))  # < proposals: a full sample
     with torch.no_grad():
         model.rpn.head.cls_logits.weight.normal_(0, 0.3)
         model.rpn.head.bbox_pred.weight.normal_(0, 0.02)

@@ -1,0 +1,81 @@
+"""DistributedDataParallel plumbing for ``torchrun --nproc_per_node K -m engine.train ...``.
+
+torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; ``init_from_env`` starts the process group
+(NCCL when CUDA is used, gloo on CPU). Without those variables everything here is a no-op, so
+the same trainer runs single-process. Only rank 0 writes to the store and checkpoints.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def env_info() -> DistInfo:
+    """Rank information from torchrun's environment variables (single process when absent)."""
+    return DistInfo(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
+                    int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def init_from_env(device: str = "auto") -> DistInfo:
+    """Start the process group if torchrun launched us; backend NCCL for CUDA, else gloo."""
+    info = env_info()
+    if info.enabled and not dist.is_initialized():
+        use_cuda = device in ("auto", "cuda") and torch.cuda.is_available()
+        if use_cuda:
+            torch.cuda.set_device(info.local_rank)
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    return info
+
+
+def current() -> DistInfo:
+    """Rank information of the running process group (single process when none)."""
+    if dist.is_available() and dist.is_initialized():
+        return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+    return DistInfo()
+
+
+def sync_flags(flags: list[float], device: torch.device | None = None) -> list[float]:
+    """Element-wise max of ``flags`` over all ranks (identity single-process)."""
+    if not current().enabled:
+        return list(flags)
+    t = torch.tensor(flags, dtype=torch.float32, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return t.cpu().tolist()
+
+
+def broadcast_object(obj: object) -> object:
+    """Rank 0's ``obj`` on every rank (identity single-process)."""
+    if not current().enabled:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def barrier() -> None:
+    if current().enabled:
+        dist.barrier()
+
+
+def shutdown() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,114 @@
+"""Stop mid-epoch, resume, and the non-finite loss guard (fault injection via config.extra)."""
+
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine.events import RunFinished, StepLosses
+from engine.jobs import CancelToken, Collector
+from engine.project.store import Store
+from engine.train.checkpoint import load_detector
+from engine.train.config import TrainConfig
+from engine.train.job import train_job
+from engine.train.trainer import NonFiniteLoss, TrainingError
+
+
+def _cfg(project, **kw) -> TrainConfig:
+    base = dict(project=str(project), batch_size=2, min_size=128, max_size=192, warmup_steps=2, val_split="",
+                augment_color=False, augment_scale=False)
+    return TrainConfig(**{**base, **kw})
+
+
+class StopAtStep(Collector):
+    """Sink that signals when StepLosses for ``step`` arrives."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__()
+        self.step = step
+        self.reached = threading.Event()
+
+    def __call__(self, event) -> None:
+        super().__call__(event)
+        if isinstance(event, StepLosses) and event.step >= self.step:
+            self.reached.set()
+
+
+def test_stop_mid_epoch_then_resume_continues_the_step_count(demo_copy) -> None:
+    cfg = _cfg(demo_copy, epochs=2, max_images=12)  # 6 steps per epoch
+    sink, cancel = StopAtStep(2), CancelToken()
+    out: dict = {}
+    worker = threading.Thread(target=lambda: out.update(train_job(cfg.to_dict(), sink, cancel)))
+    worker.start()
+    assert sink.reached.wait(120)
+    cancel.cancel()
+    worker.join(60)
+    assert not worker.is_alive()
+    # stopped inside the first epoch: at most the step in flight when Stop came was finished
+    assert out["status"] == "stopped" and 2 <= out["step"] <= 3 and out["epoch"] == 0
+    assert sink.of(RunFinished)[-1].status == "stopped"
+    last = out["last_checkpoint"]
+    raw = torch.load(last, map_location="cpu", weights_only=True)
+    assert raw["step"] == out["step"] and raw["kind"] == "last" and raw["optimizer"]["state"]
+    model, _, _, meta = load_detector(last)
+    assert meta["step"] == out["step"]
+    with Store(demo_copy) as store:
+        assert store.run(out["run_id"])["status"] == "stopped"
+
+    resumed = Collector()
+    res = train_job(_cfg(demo_copy, epochs=2, max_images=12, resume=last).to_dict(), resumed, CancelToken())
+    steps = [e.step for e in resumed.of(StepLosses)]
+    assert steps == list(range(out["step"] + 1, out["step"] + 7))  # the second epoch: 6 steps
+    assert all(e.epoch == 1 for e in resumed.of(StepLosses))
+    assert res["run_id"] == out["run_id"] and res["status"] == "finished" and res["step"] == out["step"] + 6
+    with Store(demo_copy) as store:
+        train_steps = [r[0] for r in store.metrics(res["run_id"]) if r[2] == "train" and r[3] == "loss"]
+    assert train_steps == list(range(1, res["step"] + 1))
+
+
+def test_injected_nan_stops_the_run_and_keeps_the_last_checkpoint(demo_copy) -> None:
+    cfg = _cfg(demo_copy, epochs=3, max_images=4, extra={"inject_nan_at_step": 3})  # 2 steps per epoch
+    sink = Collector()
+    with pytest.raises(NonFiniteLoss) as err:
+        train_job(cfg.to_dict(), sink, CancelToken())
+    msg = str(err.value)
+    assert re.match(r"non-finite loss at step 3: .*loss_classifier=nan", msg), msg
+    for name in ("loss_box_reg", "loss_objectness", "loss_rpn_box_reg"):
+        assert re.search(rf"{name}=[0-9.e-]+", msg), msg
+    finished = sink.of(RunFinished)[-1]
+    assert finished.status == "failed" and finished.message == msg
+    assert [e.step for e in sink.of(StepLosses)] == [1, 2]
+    with Store(demo_copy) as store:
+        run = store.runs()[-1]
+    assert run["status"] == "failed" and run["summary"]["message"] == msg
+    ckpt = torch.load(run["checkpoint"], map_location="cpu", weights_only=True)
+    assert run["checkpoint"].endswith("last.pt") and ckpt["step"] == 2
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+
+
+@pytest.mark.skipif(not Path("/proc/sys/vm/overcommit_memory").exists()
+                    or Path("/proc/sys/vm/overcommit_memory").read_text().strip() != "0",
+                    reason="needs heuristic overcommit so that a huge allocation fails at once")
+def test_out_of_memory_is_reported_with_a_hint(demo_copy) -> None:
+    # a real allocation failure: resizing to a 200000-px short side asks for ~400 GB at step 1
+    cfg = _cfg(demo_copy, epochs=1, batch_size=1, max_images=1, min_size=200_000, max_size=200_000)
+    with pytest.raises(TrainingError, match=r"out of memory at step 1 on cpu: use a smaller batch size \(now 1\) "
+                                            r"or smaller images \(min_size 200000"):
+        train_job(cfg.to_dict(), Collector(), CancelToken())
+    with Store(demo_copy) as store:
+        assert store.runs()[-1]["status"] == "failed"
+
+
+def test_unreadable_image_fails_the_run_naming_the_file(demo_copy) -> None:
+    cfg = _cfg(demo_copy, epochs=1, max_images=2)
+    with Store(demo_copy) as store:
+        victim = store.image_path(store.images("train")[0])
+    victim.write_bytes(b"not an image")
+    with pytest.raises(TrainingError, match=rf"training failed at step 1: ImageReadError: .*{victim.name}"):
+        train_job(cfg.to_dict(), Collector(), CancelToken())
+    with Store(demo_copy) as store:
+        assert store.runs()[-1]["status"] == "failed"
