@@ -8,13 +8,17 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QWidget
 
-from engine.project.imageio import ImageReadError, read_rgb
 from engine.project.store import Store, StoreError, is_project
 from gui.bridge import EngineBridge
 from gui.canvas.annotation_layer import AnnotationLayer
+from gui.canvas.image_loader import ImageLoader
 from gui.canvas.view import CanvasView
-from gui.panels.images import ImageListPanel
+from gui.labeling import LabelingController
+from gui.panels.images import ImageListPanel, add_images_from_folder
+from gui.panels.interop_dialog import run_interop
 from gui.settings import add_recent_project, recent_projects, settings
+from gui.training import install_training
+from gui.xray_dock import install_xray
 
 
 class MainWindow(QMainWindow):
@@ -32,6 +36,9 @@ class MainWindow(QMainWindow):
         self.images_dock = self._dock("Images", self.images, Qt.DockWidgetArea.LeftDockWidgetArea)
         self._build_status_bar()
         self._build_menus()
+        self.training = install_training(self)
+        self.labeling = LabelingController(self)  # tools, undo stack, Labels/Tags/History docks
+        self.xray = install_xray(self)  # X-ray and Anchor design docks
         self._restore_geometry()
         self.open_project(project)
 
@@ -66,6 +73,10 @@ class MainWindow(QMainWindow):
         self.recent_menu = file_menu.addMenu("Open &recent")
         self.recent_menu.aboutToShow.connect(self._on_recent_menu)
         self.file_menu = file_menu
+        file_menu.addAction(self._action("&Add images from folder…", lambda: add_images_from_folder(
+            self, self.store, self.bridge, self.images)))
+        file_menu.addAction(self._action("&Import annotations…", lambda: self._on_interop("import"), "Ctrl+I"))
+        file_menu.addAction(self._action("&Export annotations…", lambda: self._on_interop("export"), "Ctrl+E"))
         file_menu.addSeparator()
         file_menu.addAction(self._action("&Quit", self.close, QKeySequence.StandardKey.Quit))
         self.edit_menu = self.menuBar().addMenu("&Edit")
@@ -90,6 +101,8 @@ class MainWindow(QMainWindow):
         if self.store is not None:
             self.store.close()
         self.store = store
+        self.labeling.project_changed()
+        self.xray.project_changed()
         self.setWindowTitle(f"AnchorLab — {store.root.name}")
         add_recent_project(str(store.root))
         self.images.load(store)
@@ -114,6 +127,18 @@ class MainWindow(QMainWindow):
             Store.create(path).close()
         self.open_project(path)
 
+    def _on_interop(self, kind: str) -> None:
+        if self.store is not None:
+            self._interop = run_interop(self, self.bridge, self.store.root, kind)
+            if self._interop is not None and kind == "import":
+                self._interop.finished.connect(self._on_import_finished)
+
+    def _on_import_finished(self, result: dict) -> None:
+        if self.store is not None and result:
+            self.images.reload(self.store)
+            self.labeling.refresh_panels()
+            self.reload_annotations()
+
     def _on_recent_menu(self) -> None:
         self.recent_menu.clear()
         for p in recent_projects():
@@ -131,13 +156,8 @@ class MainWindow(QMainWindow):
         assert self.store is not None
         self.image_id = image_id
         self.annotations.clear()
-        try:
-            rgb = read_rgb(self.store.image_path(image_id))
-        except ImageReadError as e:
-            self.canvas.show_message(f"Cannot show this image:\n{e}")
-            return
-        self.canvas.set_image(rgb)
-        self.reload_annotations()
+        if ImageLoader.of(self.canvas).load(image_id, self.store.image_path(image_id)):  # decodes off the GUI thread
+            self.reload_annotations()
 
     def reload_annotations(self) -> None:
         if self.store is None or self.image_id is None:

@@ -73,6 +73,7 @@ class CanvasView(QGraphicsView):
         """Show an (H, W, 3) uint8 RGB image (or clear with None)."""
         self._clear_image()
         if rgb is None:
+            self._image_size = (0, 0)
             self.image_size_changed.emit(0, 0)
             return
         h, w = rgb.shape[:2]
@@ -139,6 +140,13 @@ class CanvasView(QGraphicsView):
         self.resetTransform()
         self.fitInView(QRectF(0, 0, w, h), Qt.AspectRatioMode.KeepAspectRatio)
         self._fit_mode = True
+        self.zoom_changed.emit(self.zoom())
+
+    def show_rect(self, rect: QRectF) -> None:
+        """Zoom and pan so ``rect`` (image pixels) fills the view."""
+        self.resetTransform()
+        self.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
+        self._fit_mode = False
         self.zoom_changed.emit(self.zoom())
 
     def resizeEvent(self, event: object) -> None:  # noqa: N802
