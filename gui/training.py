@@ -241,7 +241,7 @@ def install_training(window: MainWindow) -> TrainingController:
     window.train_dock = window._dock("Train", train, Qt.DockWidgetArea.BottomDockWidgetArea)
     window.plots_dock = window._dock("Plots", plots, Qt.DockWidgetArea.BottomDockWidgetArea)
     window.splitDockWidget(window.train_dock, window.plots_dock, Qt.Orientation.Horizontal)
-    window.resizeDocks([window.plots_dock], [280], Qt.Orientation.Vertical)  # a saved layout overrides these
+    window.resizeDocks([window.plots_dock], [240], Qt.Orientation.Vertical)  # a saved layout overrides these
     window.resizeDocks([window.train_dock, window.plots_dock], [360, 900], Qt.Orientation.Horizontal)
     view_menu = getattr(window, "view_menu", None)
     if view_menu is not None:

@@ -27,12 +27,13 @@ def test_parsing_and_errors():
 def test_editing_sizes_recomputes_the_dataset_statistics(qtbot, demo_project: Path):
     panel = AnchorDesignPanel()
     qtbot.addWidget(panel)
-    panel.set_spec(DetectorSpec(min_size=256, max_size=512))
+    spec = DetectorSpec(min_size=256, max_size=512)
+    panel.set_spec(spec)
     panel.set_project(str(demo_project))
     qtbot.waitUntil(lambda: panel.stats is not None, timeout=10_000)
     with Store(demo_project) as s:
         boxes, sizes, ids = dataset_boxes(s)
-    ref = anchor_stats(boxes, sizes, ((12,), (24,), (48,), (96,), (192,)), (0.5, 1.0, 2.0), 256, 512)
+    ref = anchor_stats(boxes, sizes, spec.anchor_sizes, spec.aspect_ratios, 256, 512)
     np.testing.assert_array_equal(panel.stats.best_iou, ref.best_iou)
     assert f"{ref.share(0.7):.1%}" in panel.summary.text()
     first = panel.stats

@@ -39,6 +39,7 @@ def _ok(qtbot, dialog: ImportDialog | ExportDialog) -> None:
 
 def _wait_summary(qtbot, runner: InteropRunner) -> QMessageBox:
     qtbot.waitUntil(lambda: runner.summary is not None and runner.summary.isVisible(), timeout=30000)
+    qtbot.addWidget(runner.summary)  # closed when the test ends: no stray window over later tests
     return runner.summary
 
 
