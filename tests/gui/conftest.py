@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+from gui.main_window import MainWindow
 
 
 @pytest.fixture(autouse=True)
@@ -20,3 +23,17 @@ def _gc_on_gui_thread() -> Iterator[None]:
     finally:
         gc.collect()
         gc.enable()
+
+
+@pytest.fixture()
+def window(qtbot, demo_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MainWindow:
+    """The real main window on a writable copy of the small demo project, shown and focused."""
+    monkeypatch.setenv("ANCHORLAB_SETTINGS", str(tmp_path / "settings.ini"))
+    w = MainWindow(demo_copy)
+    qtbot.addWidget(w)
+    w.resize(1100, 760)
+    w.show()
+    qtbot.waitExposed(w)
+    w.activateWindow()
+    w.canvas.setFocus()
+    return w

@@ -5,10 +5,7 @@ After every edit the store must hold exactly what the canvas shows (``assert_can
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import pytest
 from PySide6.QtCore import QRectF, Qt
 
 from engine.project.shapes import Mask
@@ -17,19 +14,6 @@ from gui.main_window import MainWindow
 from gui.testing import click, double_click, drag, key, scene_of, vp
 
 CTRL = Qt.KeyboardModifier.ControlModifier
-
-
-@pytest.fixture()
-def window(qtbot, demo_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MainWindow:
-    monkeypatch.setenv("ANCHORLAB_SETTINGS", str(tmp_path / "settings.ini"))
-    w = MainWindow(demo_copy)
-    qtbot.addWidget(w)
-    w.resize(1100, 760)
-    w.show()
-    qtbot.waitExposed(w)
-    w.activateWindow()
-    w.canvas.setFocus()
-    return w
 
 
 def assert_canvas_is_store(w: MainWindow) -> None:

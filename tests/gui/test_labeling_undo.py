@@ -18,19 +18,6 @@ CTRL = Qt.KeyboardModifier.ControlModifier
 SHIFT = Qt.KeyboardModifier.ShiftModifier
 
 
-@pytest.fixture()
-def window(qtbot, demo_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MainWindow:
-    monkeypatch.setenv("ANCHORLAB_SETTINGS", str(tmp_path / "settings.ini"))
-    w = MainWindow(demo_copy)
-    qtbot.addWidget(w)
-    w.resize(1100, 760)
-    w.show()
-    qtbot.waitExposed(w)
-    w.activateWindow()
-    w.canvas.setFocus()
-    return w
-
-
 def state(store: Store) -> tuple:
     return (tuple((a.id, a.category_id, str(a.geometry.to_json())) for a in store.annotations()),
             tuple(sorted(store.all_image_tags().items())))

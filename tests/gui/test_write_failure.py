@@ -8,7 +8,6 @@ aborts one kind of write (a failure in the middle of a multi-step undo from the 
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,19 +21,6 @@ from gui.main_window import MainWindow
 from gui.testing import click, drag, key
 
 CTRL = Qt.KeyboardModifier.ControlModifier
-
-
-@pytest.fixture()
-def window(qtbot, demo_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MainWindow:
-    monkeypatch.setenv("ANCHORLAB_SETTINGS", str(tmp_path / "settings.ini"))
-    w = MainWindow(demo_copy)
-    qtbot.addWidget(w)
-    w.resize(1100, 760)
-    w.show()
-    qtbot.waitExposed(w)
-    w.activateWindow()
-    w.canvas.setFocus()
-    return w
 
 
 def state(store: Store) -> tuple:
