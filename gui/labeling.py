@@ -303,19 +303,14 @@ class LabelingController(QObject):
                 except StoreError:
                     fresh[i] = None
         self.layer.sync(fresh)
-        self._set_count(image_id, len(self.layer.items))
+        self._refresh_counts({image_id})
         self.update_handles()
 
     def _refresh_counts(self, image_ids: set[int]) -> None:
-        if image_ids and self.store is not None:
-            counts = self.store.annotation_counts()
+        """The image list counts objects (shapes sharing a group are one), like on load."""
+        if self.store is not None:
             for i in image_ids:
-                self._set_count(i, counts.get(i, 0))
-
-    def _set_count(self, image_id: int, n: int) -> None:
-        model = getattr(self.window.images, "model", None)
-        if model is not None and hasattr(model, "set_count"):
-            model.set_count(image_id, n)
+                self.window.images.model.set_annotations(i, self.store.annotations(i))
 
     def _on_index_changed(self, _index: int) -> None:
         """After an undo/redo on another image, show that image so the user sees what changed."""

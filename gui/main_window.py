@@ -39,6 +39,7 @@ class MainWindow(QMainWindow):
         self.training = install_training(self)
         self.labeling = LabelingController(self)  # tools, undo stack, Labels/Tags/History docks
         self.xray = install_xray(self)  # X-ray and Anchor design docks
+        self.labeling.ui.labels_dock.raise_()
         self._restore_geometry()
         self.open_project(project)
 
@@ -164,7 +165,7 @@ class MainWindow(QMainWindow):
             return
         anns = self.store.annotations(self.image_id)
         self.annotations.show(anns, self.store.categories())
-        self.images.model.set_count(self.image_id, len(anns))
+        self.images.model.set_annotations(self.image_id, anns)
 
     # -- status bar ---------------------------------------------------------------------------
     def _on_cursor_moved(self, x: float, y: float) -> None:

@@ -154,6 +154,9 @@ class PlotsPanel(QWidget):
         for slot in SLOTS:
             self._show(slot, None)
         self.refresh_runs()
+        if self.run_combo.count() > 1:  # open on the newest run, like TensorBoard
+            self.run_combo.setCurrentIndex(1)
+            self.show_run(self.run_combo.itemData(1))
 
     def refresh_runs(self) -> None:
         """Re-read the run list from the store, keeping the selections."""
