@@ -185,8 +185,9 @@ class MainWindow(QMainWindow):
         geo, state = s.value("window/geometry"), s.value("window/state")
         if geo is not None:
             self.restoreGeometry(geo)
-        else:
-            self.resize(1280, 800)
+        else:  # first start: most of the screen, the canvas gets what the docks leave
+            screen = self.screen().availableGeometry()
+            self.resize(max(1024, int(screen.width() * 0.9)), max(700, int(screen.height() * 0.9)))
         if state is not None:
             self.restoreState(state)
 

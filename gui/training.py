@@ -237,12 +237,10 @@ def install_training(window: MainWindow) -> TrainingController:
     """Add the Train and Plots docks to ``window`` and wire them to ``window.bridge``."""
     train = TrainPanel(window)
     plots = PlotsPanel(window)
-    # both at the bottom, side by side: the controls next to the curves they drive
-    window.train_dock = window._dock("Train", train, Qt.DockWidgetArea.BottomDockWidgetArea)
+    # Train joins the right-hand tab group (Labels, Tags, ...); Plots gets the full width at the bottom
+    window.train_dock = window._dock("Train", train, Qt.DockWidgetArea.RightDockWidgetArea)
     window.plots_dock = window._dock("Plots", plots, Qt.DockWidgetArea.BottomDockWidgetArea)
-    window.splitDockWidget(window.train_dock, window.plots_dock, Qt.Orientation.Horizontal)
-    window.resizeDocks([window.plots_dock], [240], Qt.Orientation.Vertical)  # a saved layout overrides these
-    window.resizeDocks([window.train_dock, window.plots_dock], [360, 900], Qt.Orientation.Horizontal)
+    window.resizeDocks([window.plots_dock], [220], Qt.Orientation.Vertical)  # a saved layout overrides these
     view_menu = getattr(window, "view_menu", None)
     if view_menu is not None:
         view_menu.addAction(window.train_dock.toggleViewAction())
