@@ -9,6 +9,7 @@ must be new or empty.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -18,7 +19,7 @@ import numpy as np
 from engine.project.shapes import Annotation, Box, Mask, Polygon
 from engine.project.store import ImageRecord, Store
 
-from .common import ExportReport, FormatError, inside
+from .common import CancelCheck, ExportReport, FormatError, Progress, inside
 
 
 @dataclass
@@ -146,3 +147,18 @@ def fmt_num(v: float) -> str:
     """Shortest text for a coordinate: integers without '.0', otherwise 12 significant digits."""
     v = float(v)
     return str(int(v)) if v.is_integer() and abs(v) < 1e15 else format(v, ".12g")
+
+
+def walk(images: list[ImageRecord], flat: bool, report: ExportReport, cancelled: CancelCheck,
+         progress: Progress) -> Iterator[tuple[ImageRecord, str]]:
+    """The images to export, each with its unique export name (see ``unique_names``).
+
+    Reports progress before each image; stops (``report.cancelled = True``) once ``cancelled()``.
+    """
+    names = unique_names(images, flat)
+    for i, rec in enumerate(images):
+        if cancelled():
+            report.cancelled = True
+            return
+        progress(i, len(images), rec.path)
+        yield rec, names[rec.id]

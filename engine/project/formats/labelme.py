@@ -57,7 +57,7 @@ from .common import (
     number,
     read_text,
 )
-from .exporting import copy_image, export_images, prepare_out, unique_names
+from .exporting import copy_image, export_images, prepare_out, walk
 from .session import ImportSession
 
 SCHEMA_VERSION = "5.7.0"  # the labelme file schema we read and write
@@ -258,15 +258,9 @@ def export_labelme(store: Store, out: str | Path, split: str | None = None, prog
     out = prepare_out(out, store.root)
     report = ExportReport("labelme", str(out))
     images = export_images(store, split)
-    names = unique_names(images, flat=True)
     cats = {c.id: c.name for c in store.categories()}
     tags = store.tags()
-    for i, rec in enumerate(images):
-        if cancelled():
-            report.cancelled = True
-            break
-        progress(i, len(images), rec.path)
-        name = names[rec.id]
+    for rec, name in walk(images, True, report, cancelled, progress):
         if not copy_image(store, rec, out / name, report):
             continue
         on = store.image_tags(rec.id)

@@ -41,7 +41,7 @@ from .common import (
     no_progress,
     read_text,
 )
-from .exporting import ObjectOut, copy_image, export_images, objects, prepare_out, unique_names
+from .exporting import ObjectOut, copy_image, export_images, objects, prepare_out, walk
 from .session import ImportSession
 
 VOID = 255
@@ -147,13 +147,7 @@ def export_masks(store: Store, out: str | Path, split: str | None = None, progre
                                               for i, n in enumerate(names)), encoding="utf-8")
     report.files += ["labels.txt", "colormap.txt"]
     images = export_images(store, split)
-    names_of = unique_names(images, flat=True)
-    for i, rec in enumerate(images):
-        if cancelled():
-            report.cancelled = True
-            break
-        progress(i, len(images), rec.path)
-        name = names_of[rec.id]
+    for rec, name in walk(images, True, report, cancelled, progress):
         stem = Path(name).stem
         if not copy_image(store, rec, out / "images" / name, report):
             continue

@@ -41,7 +41,7 @@ from .common import (
     read_text,
     split_name,
 )
-from .exporting import copy_image, export_images, fmt_num, objects, prepare_out, unique_names
+from .exporting import copy_image, export_images, fmt_num, objects, prepare_out, walk
 from .masks import BACKGROUND, VOID, declared, draw_maps, read_index_png, read_names, values_present, write_index_png
 from .session import ImportSession
 
@@ -215,16 +215,10 @@ def export_voc(store: Store, out: str | Path, split: str | None = None, progress
     (out / "labels.txt").write_text("\n".join([BACKGROUND, *cat_name.values()]) + "\n", encoding="utf-8")
     report.files.append("labels.txt")
     images = export_images(store, split)
-    names = unique_names(images, flat=True)
     sets: dict[str, list[str]] = {}
     seg_sets: dict[str, list[str]] = {}
     rasterised = 0
-    for i, rec in enumerate(images):
-        if cancelled():
-            report.cancelled = True
-            break
-        progress(i, len(images), rec.path)
-        name = names[rec.id]
+    for rec, name in walk(images, True, report, cancelled, progress):
         stem = Path(name).stem
         if not copy_image(store, rec, out / "JPEGImages" / name, report):
             continue

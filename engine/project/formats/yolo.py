@@ -45,7 +45,7 @@ from .common import (
     relative_name,
     split_name,
 )
-from .exporting import ObjectOut, copy_image, export_images, mask_to_polygons, objects, prepare_out, unique_names
+from .exporting import ObjectOut, copy_image, export_images, mask_to_polygons, objects, prepare_out, walk
 from .masks import find_by_stem
 from .session import ImportSession
 
@@ -233,13 +233,7 @@ def export_yolo(store: Store, out: str | Path, split: str | None = None, task: s
         raise FormatError(f"unknown YOLO task {task!r}: expected detect or segment")
     cats = store.categories()
     index = {c.id: i for i, c in enumerate(cats)}
-    names = unique_names(images, flat=False)
-    for i, rec in enumerate(images):
-        if cancelled():
-            report.cancelled = True
-            break
-        progress(i, len(images), rec.path)
-        name = names[rec.id]
+    for rec, name in walk(images, False, report, cancelled, progress):
         if not copy_image(store, rec, out / "images" / rec.split / name, report):
             continue
         rows = []
