@@ -175,20 +175,30 @@ class Instance:
     annotation_ids: tuple[int, ...]
 
 
+def group_annotations(anns: list[Annotation]) -> list[list[Annotation]]:
+    """Annotations grouped into objects (same ``group_id``; ungrouped ones alone), in order of first appearance."""
+    groups: dict[object, list[Annotation]] = {}
+    for a in anns:
+        key = ("g", a.group_id) if a.group_id is not None else ("a", a.id if a.id is not None else id(a))
+        groups.setdefault(key, []).append(a)
+    return list(groups.values())
+
+
+def object_box(members: list[Annotation]) -> np.ndarray:
+    """(4,) xyxy of one object: its box annotation's if it has one, else the bbox of the union of its shapes."""
+    boxes = [m for m in members if m.kind == "box"]
+    return boxes[0].bbox() if boxes else _union_bbox([m.bbox() for m in members])
+
+
 def instances(anns: list[Annotation], height: int, width: int, with_masks: bool = False) -> list[Instance]:
     """Group annotations into objects: same ``group_id`` = same object; ungrouped ones stand alone.
 
     The box is the box annotation's if there is one, else the bbox of the union of the shapes.
     With ``with_masks`` the mask is the union of polygon/mask shapes (None if only a box).
     """
-    groups: dict[object, list[Annotation]] = {}
-    for a in anns:
-        key = ("g", a.group_id) if a.group_id is not None else ("a", a.id if a.id is not None else id(a))
-        groups.setdefault(key, []).append(a)
     out = []
-    for members in groups.values():
-        boxes = [m for m in members if m.kind == "box"]
-        box = boxes[0].bbox() if boxes else _union_bbox([m.bbox() for m in members])
+    for members in group_annotations(anns):
+        box = object_box(members)
         mask = None
         if with_masks:
             parts = [m.geometry for m in members if m.kind != "box"]

@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 import cv2
 import numpy as np
 
-from engine.project.shapes import Annotation, Box, Mask, Polygon
+from engine.project.shapes import Annotation, Box, Mask, Polygon, group_annotations, object_box
 from engine.project.store import ImageRecord, Store
 
 from .common import CancelCheck, ExportReport, FormatError, Progress, inside
@@ -52,26 +52,18 @@ class ObjectOut:
 
 def objects(anns: list[Annotation]) -> list[ObjectOut]:
     """Merge annotations into objects by ``group_id``, in order of first appearance."""
-    groups: dict[object, list[Annotation]] = {}
-    for a in anns:
-        key = ("g", a.group_id) if a.group_id is not None else ("a", a.id if a.id is not None else id(a))
-        groups.setdefault(key, []).append(a)
     out = []
-    for members in groups.values():
-        boxes = [m for m in members if isinstance(m.geometry, Box)]
+    for members in group_annotations(anns):
+        has_box = any(isinstance(m.geometry, Box) for m in members)
         polys = [m.geometry.points for m in members if isinstance(m.geometry, Polygon)]
         masks = [m.geometry for m in members if isinstance(m.geometry, Mask)]
-        if boxes:
-            box = boxes[0].geometry.xyxy.copy()
-        else:
-            b = np.stack([m.bbox() for m in members])
-            box = np.concatenate([b[:, :2].min(0), b[:, 2:].max(0)])
+        box = object_box(members)
         attrs: dict = {}
         for m in members:
             for k, v in m.attributes.items():
                 attrs.setdefault(k, v)
         score = next((m.score for m in members if m.score is not None), None)
-        out.append(ObjectOut(members[0].category_id, box, bool(boxes), polys, masks, score, attrs))
+        out.append(ObjectOut(members[0].category_id, box, has_box, polys, masks, score, attrs))
     return out
 
 
