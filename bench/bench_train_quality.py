@@ -29,10 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from engine.config import TrainConfig  # noqa: E402
 from engine.data.demo import generate_demo  # noqa: E402
 from engine.events import EpochSummary, Notice, StepLosses  # noqa: E402
 from engine.jobs import CancelToken  # noqa: E402
-from engine.train.config import TrainConfig  # noqa: E402
 from engine.train.job import train_job  # noqa: E402
 
 

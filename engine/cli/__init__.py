@@ -16,8 +16,9 @@ COMMAND_MODULES = (
     "engine.cli.train",
     "engine.cli.interop",
     "engine.cli.xray",
+    "engine.cli.analyze",
 )
-COMMANDS = ("new", "demo", "info", "train", "eval", "predict", "xray", "import", "export")
+COMMANDS = ("models", "new", "demo", "info", "train", "eval", "predict", "xray", "import", "export", "analyze")
 
 
 class CliError(Exception):

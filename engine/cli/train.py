@@ -1,10 +1,13 @@
-"""Model commands: ``train``, ``eval``, ``predict``. Each ends by printing ONE JSON line on stdout.
+"""Model commands: ``models``, ``train``, ``eval``, ``predict``. Each ends by printing ONE JSON line on stdout.
 
-``train`` has a flag for every ``TrainConfig`` field (``--batch-size``, ``--no-augment-flip``,
-``--max-minutes`` ...) plus ``--extra key=value``; progress goes to stderr; Ctrl-C stops the run
-cleanly (last.pt written, JSON printed, exit 130). ``predict --write`` adds detections as
-annotations with provenance ``model:<run id>`` and a score, replacing that run's earlier
-predictions on those images; manual annotations are never touched.
+``models`` lists the registered tasks (``engine.tasks.registry``); ``--model`` accepts exactly
+those names. ``train`` has a flag for every ``TrainConfig`` field (``--batch-size``,
+``--no-augment-flip``, ``--max-minutes`` ...) plus ``--extra key=value``; progress goes to stderr
+(tqdm, whose line is always finished before anything else is printed); Ctrl-C stops the run
+cleanly (last.pt written, JSON printed, exit 130). ``eval``/``predict`` run the jobs of
+``engine.inference.jobs`` for any task; ``predict --write`` adds detections as annotations with
+provenance ``model:<run id>`` and a score, replacing that run's earlier predictions on those
+images; manual annotations are never touched.
 """
 
 from __future__ import annotations
@@ -18,19 +21,20 @@ from pathlib import Path
 from typing import Any
 
 from engine.cli import CliError
-from engine.cli.progress import ProgressBar
-from engine.events import Event, RunStarted, StepLosses
+from engine.config import ConfigError, TrainConfig
+from engine.events import Event, JobFailed, Notice, Progress, RunStarted, StepLosses
 from engine.jobs import CancelToken
 from engine.project.store import StoreError
-from engine.train.config import TrainConfig
+from engine.tasks.registry import describe_all, task_names
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
     """Errors that become one ``error: ...`` line (imported lazily: torch loads only for these commands)."""
-    from engine.train.checkpoint import CheckpointError
+    from engine.device import DeviceError
+    from engine.tasks.checkpoint import CheckpointError
     from engine.train.trainer import TrainingError
 
-    return (TrainingError, CheckpointError, StoreError, OSError, ValueError)
+    return (TrainingError, CheckpointError, DeviceError, StoreError, OSError, ValueError)
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -41,12 +45,24 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
             continue
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not MISSING else None
-        if isinstance(default, bool):
+        if f.name == "model":
+            p.add_argument(flag, default=None, metavar="MODEL",
+                           help=f"one of {', '.join(task_names())} (default {default})")
+        elif f.name in ("train_ids", "val_ids"):
+            p.add_argument(flag, type=_id_list, default=None, help="comma-separated image ids (override the split)")
+        elif isinstance(default, bool):
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f"(default {default})")
         else:
             p.add_argument(flag, type=type(default), default=None, help=f"(default {default!r})")
     p.add_argument("--extra", action="append", default=[], metavar="KEY=VALUE",
                    help="extra options (JSON values), e.g. inject_nan_at_step=5 for fault-injection tests")
+
+
+def _id_list(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated image ids, got {text!r}") from None
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -65,34 +81,68 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         except json.JSONDecodeError:
             extra[key] = raw
     values["extra"] = extra
-    return TrainConfig(**values)
+    if values.get("model", "faster_rcnn") not in task_names():
+        raise CliError(f"unknown model {values['model']!r}; valid models: {', '.join(task_names())}")
+    try:
+        return TrainConfig(**values).validate()
+    except ConfigError as e:
+        raise CliError(str(e)) from e
 
 
 class TrainProgress:
-    """Sink: a progress bar over optimisation steps (stderr)."""
+    """Sink: a tqdm bar over optimisation steps on stderr (open-ended under a pure time budget).
+
+    ``close()`` ends the bar's line; the CLI calls it on every exit path (finished, stopped, time
+    limit, error) before printing anything else, so the JSON result is alone on its stdout line.
+    """
 
     def __init__(self) -> None:
-        self.bar = ProgressBar()
-        self.total = 1
-        self.drawn = False  # something was written to the terminal (end the line before an error)
+        self.bar = None
+        self.drawn = False
+
+    def _bar(self, total: int | None) -> object:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=total or None, unit="step", file=sys.stderr, dynamic_ncols=True,
+                            mininterval=0.2, leave=True)
+        return self.bar
 
     def __call__(self, event: Event) -> None:
         self.drawn = True
         if isinstance(event, RunStarted):
-            self.total = max(1, event.total_steps)
+            bar = self._bar(event.total_steps)
+            bar.n = 0
         elif isinstance(event, StepLosses):
-            self.bar.update(min(event.step, self.total), self.total,
-                            f"epoch {event.epoch + 1} loss {event.losses.get('loss', float('nan')):.3f} "
-                            f"{event.images_per_s:.1f} img/s")
-        else:
-            self.bar(event)
+            bar = self._bar(None)
+            bar.n = event.step
+            bar.set_postfix_str(f"epoch {event.epoch + 1} loss {event.losses.get('loss', float('nan')):.3f} "
+                                f"{event.images_per_s:.1f} img/s", refresh=False)
+            bar.refresh()
+        elif isinstance(event, Progress):
+            bar = self._bar(event.total)
+            bar.total, bar.n = event.total, event.done
+            bar.set_description_str(event.message[-40:], refresh=False)
+            bar.refresh()
+        elif isinstance(event, (Notice, JobFailed)):
+            from tqdm import tqdm
+
+            level = event.level if isinstance(event, Notice) else "error"
+            tqdm.write(f"{level}: {event.message}", file=sys.stderr)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a detector; prints one JSON line with the final metrics")
+    p = sub.add_parser("models", help="the registered model families as one JSON line")
+    p.set_defaults(func=_models)
+    p = sub.add_parser("train", help="train a model; prints one JSON line with the final metrics")
     add_train_arguments(p)
     p.set_defaults(func=_train)
-    p = sub.add_parser("eval", help="COCO metrics of a checkpoint on a split, as one JSON line")
+    p = sub.add_parser("eval", help="metrics of a checkpoint on a split, as one JSON line")
     p.add_argument("--project", type=Path, required=True)
     p.add_argument("--checkpoint", type=Path, required=True)
     p.add_argument("--split", default="val")
@@ -106,13 +156,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     where = p.add_mutually_exclusive_group()
     where.add_argument("--split", default=None, help="images of this split (default: all images)")
     where.add_argument("--image", type=int, default=None, help="one image id")
-    p.add_argument("--score", type=float, default=0.5, help="minimum score (default 0.5)")
+    p.add_argument("--score", type=float, default=0.5, help="minimum score in [0, 1] (default 0.5)")
     p.add_argument("--device", default="auto")
     p.add_argument("--write", action="store_true", help="store detections as annotations (model:<run id>)")
     p.set_defaults(func=_predict)
 
 
-def run_train(cfg: TrainConfig, sink: Any) -> dict:
+def run_train(cfg: TrainConfig, sink: Any, hooks: list | None = None) -> dict:
     """``train_job`` with Ctrl-C mapped to a clean Stop (a second Ctrl-C aborts)."""
     from engine.train.job import train_job
 
@@ -126,9 +176,14 @@ def run_train(cfg: TrainConfig, sink: Any) -> dict:
 
     old = signal.signal(signal.SIGINT, on_sigint)
     try:
-        return train_job(cfg.to_dict(), sink, cancel)
+        return train_job(cfg.to_dict(), sink, cancel, hooks=hooks)
     finally:
         signal.signal(signal.SIGINT, old)
+
+
+def _models(args: argparse.Namespace) -> int:
+    print(json.dumps({"models": describe_all()}))
+    return 0
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -136,73 +191,36 @@ def _train(args: argparse.Namespace) -> int:
     try:
         result = run_train(config_from_args(args), sink)
     except _user_errors() as e:
-        if sink.drawn:
-            print(file=sys.stderr)
         raise CliError(str(e)) from e
+    finally:
+        sink.close()
     print(json.dumps(result))
     return 130 if result["status"] == "stopped" else 0
 
 
-def _eval(args: argparse.Namespace) -> int:
-    from engine.eval.detection import evaluate_checkpoint
+def _run_job(job_name: str, config: dict) -> dict:
+    from engine.inference import jobs
 
+    sink = TrainProgress()
     try:
-        result = evaluate_checkpoint(str(args.project), str(args.checkpoint), args.split, args.device,
-                                     args.batch_size, args.max_images)
+        return getattr(jobs, job_name)(config, sink, CancelToken())
     except _user_errors() as e:
         raise CliError(str(e)) from e
+    finally:
+        sink.close()
+
+
+def _eval(args: argparse.Namespace) -> int:
+    result = _run_job("eval_job", {"project": str(args.project), "checkpoint": str(args.checkpoint),
+                                   "split": args.split, "device": args.device, "batch_size": args.batch_size,
+                                   "max_images": args.max_images})
     print(json.dumps(result))
     return 0
 
 
 def _predict(args: argparse.Namespace) -> int:
-    try:
-        result = predict_images(args.project, args.checkpoint, args.split, args.image, args.score, args.device,
-                                args.write)
-    except _user_errors() as e:
-        raise CliError(str(e)) from e
+    result = _run_job("predict_job", {"project": str(args.project), "checkpoint": str(args.checkpoint),
+                                      "split": args.split, "image_ids": [args.image] if args.image is not None else [],
+                                      "score": args.score, "device": args.device, "write": args.write})
     print(json.dumps(result))
     return 0
-
-
-def predict_images(project: Path, checkpoint: Path, split: str | None, image_id: int | None, score: float,
-                   device: str, write: bool) -> dict:
-    """Detections (image pixels, xyxy) for a split / one image / all images; optionally stored."""
-    import torch
-
-    from engine.eval.detection import predict
-    from engine.project.imageio import read_rgb
-    from engine.project.shapes import Annotation, Box
-    from engine.project.store import Store
-    from engine.train.checkpoint import load_detector
-    from engine.train.job import select_device
-
-    dev = select_device(device)
-    model, _, label_map, meta = load_detector(checkpoint, dev)
-    provenance = f"model:{int(meta.get('run_id', 0))}"
-    inverse = {lab: cat for cat, lab in label_map.items()}
-    results, new = [], []
-    with Store(project) as store:
-        cats = {c.id: c.name for c in store.categories()}
-        images = [store.image(image_id)] if image_id is not None else store.images(split)
-        for im in images:
-            rgb = read_rgb(store.image_path(im))
-            x = torch.from_numpy(rgb.copy()).permute(2, 0, 1).float() / 255.0
-            out = predict(model, [x], dev)[0]
-            dets = []
-            for box, s, lab in zip(out["boxes"], out["scores"], out["labels"]):
-                cat = inverse.get(int(lab))
-                if s < score or cat not in cats:
-                    continue
-                dets.append({"category_id": cat, "category": cats[cat], "box": [round(float(v), 2) for v in box],
-                             "score": round(float(s), 4)})
-                new.append(Annotation(im.id, cat, Box(box), provenance, score=float(s)))
-            results.append({"image_id": im.id, "detections": dets})
-        if write:
-            ids = {im.id for im in images}
-            with store.transaction():
-                old = [a.id for a in store.annotations() if a.image_id in ids and a.provenance == provenance]
-                store.delete_annotations(old)
-                store.add_annotations(new)
-    return {"images": len(results), "detections": len(new), "written": len(new) if write else 0,
-            "provenance": provenance, "checkpoint": str(checkpoint), "results": results}

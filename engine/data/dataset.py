@@ -38,6 +38,7 @@ class SampleRecord:
     width: int
     height: int
     annotations: tuple[Annotation, ...]
+    tags: tuple[int, ...] = ()  # image-level tag ids
 
 
 def make_label_map(store: Store) -> dict[int, int]:
@@ -48,14 +49,27 @@ def make_label_map(store: Store) -> dict[int, int]:
 def snapshot_split(store: Store, split: str, max_images: int = 0) -> list[SampleRecord]:
     """Read the rows of ``split`` (first ``max_images`` if > 0) and their annotations into memory."""
     images = store.images(split)
-    if max_images > 0:
-        images = images[:max_images]
+    return _snapshot(store, images[:max_images] if max_images > 0 else images)
+
+
+def snapshot_ids(store: Store, image_ids: list[int], max_images: int = 0) -> list[SampleRecord]:
+    """Like ``snapshot_split`` for explicit image ids (in the given order); unknown ids are an error."""
+    known = {im.id: im for im in store.images()}
+    missing = [i for i in image_ids if i not in known]
+    if missing:
+        raise ValueError(f"{len(missing)} image ids are not in the project (e.g. {missing[0]})")
+    images = [known[i] for i in image_ids]
+    return _snapshot(store, images[:max_images] if max_images > 0 else images)
+
+
+def _snapshot(store: Store, images: list) -> list[SampleRecord]:
     by_image: dict[int, list[Annotation]] = {im.id: [] for im in images}
     for a in store.annotations():
         if a.image_id in by_image:
             by_image[a.image_id].append(a)
-    return [SampleRecord(im.id, store.image_path(im), im.width, im.height, tuple(by_image[im.id]))
-            for im in images]
+    tags = store.all_image_tags()
+    return [SampleRecord(im.id, store.image_path(im), im.width, im.height, tuple(by_image[im.id]),
+                         tuple(sorted(tags.get(im.id, ())))) for im in images]
 
 
 class DetectionDataset(Dataset):

@@ -23,7 +23,7 @@ from torchvision.transforms.v2 import functional as F
 
 from engine.data.dataset import DetectionDataset, Transform, make_label_map
 from engine.project.store import Store
-from engine.train.config import TrainConfig
+from engine.config import TrainConfig
 
 
 class RandomCropFraction:

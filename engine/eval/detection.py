@@ -1,25 +1,18 @@
-"""Detection evaluation: COCO mAP (faster-coco-eval; pycocotools as the reference) and validation losses.
+"""Detection metrics: COCO mAP (faster-coco-eval; pycocotools as the reference).
 
 Ground truth and detections are plain per-image records in original image pixels, boxes xyxy.
 Labels are model labels 1..K (0 is background); they are used directly as COCO category ids.
-``validation_losses`` runs the model in train mode (torchvision returns losses only there) with
-every BatchNorm layer held in eval and under ``no_grad``, so running statistics stay untouched.
+Running a model over a loader is the task's business (``engine.tasks``); this module is maths.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-from torch import nn
-from torch.utils.data import DataLoader, Dataset
 
-from engine.data.dataset import collate
-from engine.jobs import CancelToken
 
 STAT_NAMES = ("map", "map50", "map75", "map_small", "map_medium", "map_large",
               "mar1", "mar10", "mar100", "mar_small", "mar_medium", "mar_large")
@@ -99,120 +92,3 @@ def coco_map(gts: list[ImageTargets], dets: list[ImageDetections], num_classes: 
     else:
         raise ValueError(f"unknown COCO backend {backend!r}; expected faster_coco_eval or pycocotools")
     return {k: max(0.0, float(v)) for k, v in zip(STAT_NAMES, ev.stats)}
-
-
-def targets_of(dataset: Dataset) -> list[ImageTargets]:
-    """Ground truth of every item of an (un-augmented) detection dataset."""
-    out = []
-    for i in range(len(dataset)):
-        image, t = dataset[i]
-        h, w = image.shape[-2:]
-        out.append(ImageTargets(int(t["image_id"]), int(w), int(h), t["boxes"].as_subclass(torch.Tensor).numpy(),
-                                t["labels"].numpy()))
-    return out
-
-
-@torch.no_grad()
-def predict(model: nn.Module, images: list[torch.Tensor], device: torch.device) -> list[dict[str, np.ndarray]]:
-    """Eval-mode forward of (3, H, W) float images; ``[{boxes (N, 4) xyxy pixels, scores, labels}]``."""
-    was_training = model.training
-    model.eval()
-    try:
-        out = model([im.to(device) for im in images])
-    finally:
-        model.train(was_training)
-    return [{k: v.detach().cpu().numpy() for k, v in o.items() if k in ("boxes", "scores", "labels")} for o in out]
-
-
-def evaluate_detector(model: nn.Module, dataset: Dataset, device: torch.device, num_classes: int,
-                      batch_size: int = 4, cancel: CancelToken | None = None
-                      ) -> tuple[dict[str, float], list[ImageDetections]]:
-    """COCO metrics of ``model`` on an un-augmented dataset, and its detections per image."""
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
-    gts: list[ImageTargets] = []
-    dets: list[ImageDetections] = []
-    for images, targets in loader:
-        if cancel is not None:
-            cancel.check()
-        for im, t, o in zip(images, targets, predict(model, list(images), device)):
-            h, w = im.shape[-2:]
-            gts.append(ImageTargets(int(t["image_id"]), int(w), int(h),
-                                    t["boxes"].as_subclass(torch.Tensor).numpy(), t["labels"].numpy()))
-            dets.append(ImageDetections(int(t["image_id"]), o["boxes"], o["scores"], o["labels"]))
-    return coco_map(gts, dets, num_classes), dets
-
-
-def _is_norm(m: nn.Module) -> bool:
-    return isinstance(m, nn.modules.batchnorm._BatchNorm)
-
-
-@contextlib.contextmanager
-def train_mode_norms_frozen(model: nn.Module) -> Iterator[None]:
-    """Model in train mode, every BatchNorm layer in eval; restores every module's mode on exit."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.train()
-    for m in model.modules():
-        if _is_norm(m):
-            m.eval()
-    try:
-        yield
-    finally:
-        for m, mode in modes:
-            m.training = mode
-
-
-def to_device(images: Iterable[torch.Tensor], targets: Iterable[dict], device: torch.device
-              ) -> tuple[list[torch.Tensor], list[dict]]:
-    """Move a batch to ``device``; targets keep only the tensors torchvision needs."""
-    ims = [im.as_subclass(torch.Tensor).to(device, non_blocking=True) for im in images]
-    ts = [{k: v.as_subclass(torch.Tensor).to(device, non_blocking=True) for k, v in t.items()
-           if k in ("boxes", "labels", "masks")} for t in targets]
-    return ims, ts
-
-
-@torch.no_grad()
-def validation_losses(model: nn.Module, dataset: Dataset, device: torch.device, batch_size: int = 4,
-                      cancel: CancelToken | None = None) -> dict[str, float]:
-    """Mean torchvision losses over ``dataset`` plus their sum ``loss``; BatchNorm statistics untouched."""
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
-    sums: dict[str, float] = {}
-    n = 0
-    with train_mode_norms_frozen(model):
-        for images, targets in loader:
-            if cancel is not None:
-                cancel.check()
-            ims, ts = to_device(images, targets, device)
-            losses = model(ims, ts)
-            for k, v in losses.items():
-                sums[k] = sums.get(k, 0.0) + float(v) * len(ims)
-            n += len(ims)
-    if n == 0:
-        return {}
-    out = {k: v / n for k, v in sums.items()}
-    out["loss"] = sum(out.values())
-    return out
-
-
-def evaluate_checkpoint(project: str, checkpoint: str, split: str = "val", device: str = "auto",
-                        batch_size: int = 4, max_images: int = 0, cancel: CancelToken | None = None) -> dict:
-    """COCO metrics of a saved detector on a split of ``project``:
-    ``{map, map50, ... (12 stats), split, images, checkpoint, run_id}``."""
-    from engine.data.dataset import DetectionDataset, make_label_map
-    from engine.project.store import Store
-    from engine.train.checkpoint import CheckpointError, load_detector
-    from engine.train.job import select_device
-
-    dev = select_device(device)
-    model, spec, label_map, meta = load_detector(checkpoint, dev)
-    with Store(project) as store:
-        current = make_label_map(store)
-        missing = sorted(set(label_map) - set(current))
-        if missing:
-            raise CheckpointError(f"checkpoint {checkpoint} predicts categories {missing} that project "
-                                  f"{project} does not have")
-        ds = DetectionDataset.from_store(store, split, label_map, max_images=max_images)
-    if len(ds) == 0:
-        raise ValueError(f"split {split!r} of {project} has no images")
-    metrics, _ = evaluate_detector(model, ds, dev, spec.num_classes, batch_size, cancel)
-    return {**metrics, "split": split, "images": len(ds), "checkpoint": str(checkpoint),
-            "run_id": int(meta.get("run_id", 0))}

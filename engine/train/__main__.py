@@ -17,17 +17,27 @@ from engine.jobs import null_sink
 from engine.train import distributed
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, hooks: list | None = None) -> int:
+    """``hooks`` are extra trainer hooks (tests: a parameter digest per rank)."""
     parser = argparse.ArgumentParser(prog="python -m engine.train", description=__doc__.splitlines()[0])
     add_train_arguments(parser)
-    cfg = config_from_args(parser.parse_args(argv))
-    info = distributed.init_from_env(cfg.device)
     try:
-        result = run_train(cfg, TrainProgress() if info.is_main else null_sink)
+        cfg = config_from_args(parser.parse_args(argv))
+    except Exception as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    info = distributed.init_from_env(cfg.device)
+    progress = TrainProgress() if info.is_main else None
+    try:
+        result = run_train(cfg, progress or null_sink, hooks)
     except Exception as e:  # one line per rank, not a traceback
-        print(f"\nerror (rank {info.rank}): {e}", file=sys.stderr)
+        if progress is not None:
+            progress.close()
+        print(f"error (rank {info.rank}): {e}", file=sys.stderr)
         return 1
     finally:
+        if progress is not None:
+            progress.close()
         distributed.shutdown()
     if info.is_main:
         print(json.dumps(result))

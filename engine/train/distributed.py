@@ -53,12 +53,28 @@ def current() -> DistInfo:
     return DistInfo()
 
 
-def sync_flags(flags: list[float], device: torch.device | None = None) -> list[float]:
+def collective_device() -> torch.device:
+    """The device collectives must use: the current CUDA device under NCCL, else the CPU."""
+    if dist.is_initialized() and dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def sync_flags(flags: list[float]) -> list[float]:
     """Element-wise max of ``flags`` over all ranks (identity single-process)."""
     if not current().enabled:
         return list(flags)
-    t = torch.tensor(flags, dtype=torch.float32, device=device)
+    t = torch.tensor(flags, dtype=torch.float32, device=collective_device())
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return t.cpu().tolist()
+
+
+def broadcast_values(values: list[float]) -> list[float]:
+    """Rank 0's ``values`` on every rank (the schedule clock and the stop decision come from rank 0)."""
+    if not current().enabled:
+        return list(values)
+    t = torch.tensor(values, dtype=torch.float64, device=collective_device())
+    dist.broadcast(t, src=0)
     return t.cpu().tolist()
 
 

@@ -6,20 +6,14 @@ Hooks that write (checkpoints, store rows) act on rank 0 only; events go out thr
 
 from __future__ import annotations
 
-import hashlib
-import importlib
-import json
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-from engine.eval.detection import evaluate_detector, validation_losses
 from engine.events import EpochSummary, Notice, StepLosses
-from engine.train.checkpoint import load_checkpoint, model_state, save_checkpoint
+from engine.tasks.checkpoint import load_checkpoint, model_state, save_checkpoint
+from engine.train import distributed
 from engine.train.schedule import lr_at
 from engine.train.trainer import Hook, TrainState
-
-XRAY_MODULE = "engine.xray.training"  # provides on_step(state) for SnapshotHook when it exists
 
 
 class LRHook(Hook):
@@ -31,6 +25,8 @@ class LRHook(Hook):
             eval_s = s.last_eval["duration_s"] if s.last_eval else 0.0
             budget = max(1.0, s.cfg.max_minutes * 60 - eval_s)
             time_frac = (time.monotonic() - s.started_at) / budget
+            if s.dist.enabled:  # one clock for every rank: rank 0's
+                (time_frac,) = distributed.broadcast_values([time_frac])
         s.lr = lr_at(s.step, s.cfg, s.total_steps, s.steps_per_epoch, time_frac)
         for g in s.optimizer.param_groups:
             g["lr"] = s.lr
@@ -48,7 +44,11 @@ class StreamHook(Hook):
         dt = max(s.step_time_s, 1e-6)
         self.step_time = dt if self.step_time is None else self.ema * self.step_time + (1 - self.ema) * dt
         ips = s.batch_images / self.step_time
-        eta = max(0, s.total_steps - s.step) * self.step_time
+        if s.cfg.max_minutes > 0:
+            left_s = max(0.0, s.cfg.max_minutes * 60 - (time.monotonic() - s.started_at))
+            eta = left_s if s.total_steps <= 0 else min(left_s, max(0, s.total_steps - s.step) * self.step_time)
+        else:
+            eta = max(0, s.total_steps - s.step) * self.step_time
         s.emit(StepLosses(s.run_id, s.step, s.epoch, dict(s.losses), s.lr, ips, eta))
         s.metric_rows.extend((s.step, s.epoch, "train", k, v) for k, v in s.losses.items())
         s.metric_rows.append((s.step, s.epoch, "train", "lr", s.lr))
@@ -72,46 +72,43 @@ class LimitsHook(Hook):
 
 
 class SnapshotHook(Hook):
-    """Every ``every`` steps calls ``on_step(state)`` (rank 0) — the X-ray capture plugs in here.
+    """Every ``every`` steps calls ``on_step(state)`` (rank 0) — the job injects the X-ray capture.
 
-    ``on_step`` defaults to ``engine.xray.training.on_step`` when that module exists. It must
-    run under ``torch.no_grad``, emit its own events via ``state.emit`` and leave the model in
-    train mode with its BatchNorm statistics untouched.
+    ``on_step`` must run under ``torch.no_grad``, emit its own events via ``state.emit`` and leave
+    the model in train mode with its BatchNorm statistics untouched.
     """
 
-    def __init__(self, every: int, on_step: Callable[[TrainState], None] | None = None) -> None:
+    def __init__(self, every: int, on_step: Callable[[TrainState], None]) -> None:
         self.every = every
         self.on_step = on_step
 
-    def before_train(self, s: TrainState) -> None:
-        if self.on_step is None:
-            try:
-                self.on_step = importlib.import_module(XRAY_MODULE).on_step
-            except (ImportError, AttributeError):
-                s.emit(Notice("X-ray snapshots during training are not available in this build", "warning"))
-
     def after_step(self, s: TrainState) -> None:
-        if self.on_step is not None and s.dist.is_main and s.step % self.every == 0:
+        if s.dist.is_main and s.step % self.every == 0:
             self.on_step(s)
 
 
 def eval_due(s: TrainState) -> bool:
-    last_epoch = s.epoch >= s.cfg.epochs - 1
+    last_epoch = s.epoch >= s.epochs - 1
     return ((s.epoch + 1) % max(1, s.cfg.eval_every) == 0 or last_epoch or s.stop_reason is not None
-            or s.step >= s.total_steps)
+            or (s.total_steps > 0 and s.step >= s.total_steps))
 
 
 class EvalHook(Hook):
-    """After an epoch (every ``eval_every``, the last one, and when stopping early): validation
-    losses (BatchNorm held in eval) and COCO mAP on the val split, rank 0 only."""
+    """After an epoch (every ``eval_every``, the last one, and when stopping early), rank 0 only:
+    ``val_losses()`` (deterministic, BatchNorm held in eval) and ``evaluate()`` — the task's
+    metrics. Both functions are handed in by the job (detectron2's ``EvalHook(eval_function)``)."""
+
+    def __init__(self, evaluate: Callable[[], dict[str, float]], val_losses: Callable[[], dict[str, float]]
+                 ) -> None:
+        self.evaluate = evaluate
+        self.val_losses = val_losses
 
     def after_epoch(self, s: TrainState) -> None:
         if not s.dist.is_main or len(s.val_set) == 0 or not eval_due(s):
             return
         t0 = time.monotonic()
-        bs = max(1, s.cfg.batch_size)
-        val_losses = validation_losses(s.model, s.val_set, s.device, bs, s.cancel)
-        metrics, _ = evaluate_detector(s.model, s.val_set, s.device, s.spec.num_classes, bs, s.cancel)
+        val_losses = self.val_losses()
+        metrics = self.evaluate()
         s.last_eval = {"step": s.step, "epoch": s.epoch, "metrics": metrics, "val_losses": val_losses,
                        "duration_s": time.monotonic() - t0}
         s.evaluated_this_epoch = True
@@ -119,8 +116,13 @@ class EvalHook(Hook):
         s.metric_rows.extend((s.step, s.epoch, "val", k, v) for k, v in metrics.items())
 
 
+def selection_metric(s: TrainState) -> str:
+    """The metric that picks best.pt and drives early stopping: the config's or the task's."""
+    return s.cfg.early_stop_metric or s.task.selection_metric
+
+
 def metric_value(s: TrainState, name: str) -> float | None:
-    """``name`` from the last evaluation: a COCO stat (map, map50, ...) or val_loss[_<component>]."""
+    """``name`` from the last evaluation: one of the task's metrics or val_loss[_<component>]."""
     if s.last_eval is None:
         return None
     if name.startswith("val_"):
@@ -129,23 +131,25 @@ def metric_value(s: TrainState, name: str) -> float | None:
     return s.last_eval["metrics"].get(name)
 
 
-def better(name: str, a: float, b: float, min_delta: float = 0.0) -> bool:
-    """True when ``a`` improves on ``b`` by more than ``min_delta`` (losses: lower is better)."""
-    return a < b - min_delta if name.endswith("loss") or "_loss_" in name else a > b + min_delta
+def better(s: TrainState, name: str, a: float, b: float, min_delta: float = 0.0) -> bool:
+    """True when ``a`` improves on ``b`` by more than ``min_delta``: losses lower, the task's selection
+    metric in its declared direction, other metrics higher."""
+    lower = name.startswith("val_loss") or (name == s.task.selection_metric and not s.task.higher_is_better)
+    return a < b - min_delta if lower else a > b + min_delta
 
 
 class CheckpointHook(Hook):
     """``last.pt`` after every epoch and on Stop; ``best.pt`` when the selection metric
-    (``early_stop_metric``, default map50) improves — by more than ``early_stop_min_delta`` when
+    (``selection_metric``: the config's early_stop_metric or the task's) improves — by more than ``early_stop_min_delta`` when
     early stopping is on, so the restored 'best' is the one early stopping measured against.
     Nothing is written after a failure."""
 
-    def _payload(self, s: TrainState, kind: str) -> dict:
-        return {"kind": kind, "model": model_state(s.model), "optimizer": s.optimizer.state_dict(),
-                "config": s.cfg.to_dict(), "spec": s.spec.to_dict(), "label_map": dict(s.label_map),
-                "category_names": list(s.category_names), "run_id": s.run_id, "step": s.step,
-                "epoch": s.epoch, "metrics": dict(s.last_eval["metrics"]) if s.last_eval else {},
-                "best": dict(s.best)}
+    def _payload(self, s: TrainState, kind: str, mid_epoch: bool = False) -> dict:
+        return {"kind": kind, "task": s.task.name, "model": model_state(s.model),
+                "optimizer": s.optimizer.state_dict(), "config": s.cfg.to_dict(), "spec": s.spec.to_dict(),
+                "label_map": dict(s.label_map), "category_names": list(s.category_names), "run_id": s.run_id,
+                "step": s.step, "epoch": s.epoch, "epoch_batches": s.epoch_batches if mid_epoch else 0,
+                "metrics": dict(s.last_eval["metrics"]) if s.last_eval else {}, "best": dict(s.best)}
 
     def _save(self, s: TrainState, kind: str) -> None:
         path = save_checkpoint(s.run_dir / f"{kind}.pt", self._payload(s, kind))
@@ -154,10 +158,10 @@ class CheckpointHook(Hook):
     def after_epoch(self, s: TrainState) -> None:
         s.is_best = False
         if s.evaluated_this_epoch:
-            name = s.cfg.early_stop_metric
+            name = selection_metric(s)
             value = metric_value(s, name)
             delta = s.cfg.early_stop_min_delta if s.cfg.early_stop else 0.0  # same rule as EarlyStopHook
-            if value is not None and (not s.best or better(name, value, s.best["value"], delta)):
+            if value is not None and (not s.best or better(s, name, value, s.best["value"], delta)):
                 s.best = {"metric": name, "value": float(value), "step": s.step, "epoch": s.epoch,
                           "metrics": dict(s.last_eval["metrics"]) if s.last_eval else {}}
                 s.is_best = True
@@ -168,11 +172,12 @@ class CheckpointHook(Hook):
 
     def after_train(self, s: TrainState) -> None:
         if s.dist.is_main and s.status == "stopped" and s.step > s.start_step:
-            self._save(s, "last")
+            path = save_checkpoint(s.run_dir / "last.pt", self._payload(s, "last", mid_epoch=True))
+            s.checkpoints["last"] = str(path)
 
 
 class EarlyStopHook(Hook):
-    """Stops when ``early_stop_metric`` has not improved by ``early_stop_min_delta`` for
+    """Stops when the selection metric has not improved by ``early_stop_min_delta`` for
     ``early_stop_patience`` evaluations; after training, loads the best checkpoint's weights."""
 
     def __init__(self) -> None:
@@ -182,10 +187,11 @@ class EarlyStopHook(Hook):
     def after_epoch(self, s: TrainState) -> None:
         if not s.cfg.early_stop or not s.evaluated_this_epoch:
             return
-        value = metric_value(s, s.cfg.early_stop_metric)
+        name = selection_metric(s)
+        value = metric_value(s, name)
         if value is None:
             return
-        if self.best is None or better(s.cfg.early_stop_metric, value, self.best, s.cfg.early_stop_min_delta):
+        if self.best is None or better(s, name, value, self.best, s.cfg.early_stop_min_delta):
             self.best, self.wait = value, 0
         else:
             self.wait += 1
@@ -196,7 +202,7 @@ class EarlyStopHook(Hook):
         if s.status != "early_stopped" or "best" not in s.checkpoints:
             return
         s.model.load_state_dict(load_checkpoint(s.checkpoints["best"])["model"])
-        s.emit(Notice(f"early stopping after epoch {s.epoch + 1}: {s.cfg.early_stop_metric} did not improve for "
+        s.emit(Notice(f"early stopping after epoch {s.epoch + 1}: {selection_metric(s)} did not improve for "
                       f"{s.cfg.early_stop_patience} evaluations; restored the best checkpoint (epoch "
                       f"{s.best['epoch'] + 1}, {s.best['metric']}={s.best['value']:.4f})"))
 
@@ -236,25 +242,6 @@ class MetricsWriterHook(Hook):
         self._flush(s)
 
 
-class ParamDigestHook(Hook):
-    """Diagnostics (DDP test): after training, each rank writes ``rank<r>.json`` with the sum and a
-    sha1 of its parameters into ``config.extra["param_digest_dir"]``. Parameters only: under DDP
-    each rank's BatchNorm running statistics come from its own last batch (rank 0's are saved)."""
-
-    def after_train(self, s: TrainState) -> None:
-        out = Path(s.cfg.extra["param_digest_dir"])
-        out.mkdir(parents=True, exist_ok=True)
-        h = hashlib.sha1()
-        total = 0.0
-        for name, p in sorted(s.model.named_parameters()):
-            t = p.detach().cpu().contiguous()
-            h.update(name.encode())
-            h.update(t.numpy().tobytes())
-            total += float(t.double().sum())
-        (out / f"rank{s.dist.rank}.json").write_text(json.dumps({"rank": s.dist.rank, "step": s.step,
-                                                                 "sum": total, "sha1": h.hexdigest()}))
-
-
 def run_summary(s: TrainState) -> dict:
     """Plain-dict summary of a run for the store and the job result."""
     return {"status": s.status, "step": s.step, "epoch": s.epoch, "stop_reason": s.stop_reason,
@@ -264,13 +251,13 @@ def run_summary(s: TrainState) -> dict:
             "checkpoints": dict(s.checkpoints), "message": s.message}
 
 
-def default_hooks(s: TrainState) -> list[Hook]:
+def default_hooks(s: TrainState, evaluate: Callable[[], dict[str, float]],
+                  val_losses: Callable[[], dict[str, float]],
+                  snapshot: Callable[[TrainState], None] | None = None) -> list[Hook]:
     """The standard hook list, in the order documented in ``engine/train/trainer.py``."""
     hooks: list[Hook] = [LRHook(), StreamHook(), LimitsHook()]
-    if s.cfg.xray_every > 0 and s.cfg.xray_image > 0:
-        hooks.append(SnapshotHook(s.cfg.xray_every))
-    hooks += [EvalHook(), CheckpointHook(), EarlyStopHook(), SummaryHook(),
+    if snapshot is not None and s.cfg.xray_every > 0 and s.cfg.xray_image > 0:
+        hooks.append(SnapshotHook(s.cfg.xray_every, snapshot))
+    hooks += [EvalHook(evaluate, val_losses), CheckpointHook(), EarlyStopHook(), SummaryHook(),
               MetricsWriterHook(int(s.cfg.extra.get("metrics_every", 50)))]
-    if s.cfg.extra.get("param_digest_dir"):
-        hooks.append(ParamDigestHook())
     return hooks

@@ -1,20 +1,21 @@
 """The training job: ``train_job(config, sink, cancel) -> dict`` — the GUI, the CLI and torchrun all call it.
 
-``config`` is ``TrainConfig.to_dict()``. The job opens its own Store, snapshots the train and val
-splits, builds the detector (``DetectorSpec`` from the data: min_size = median short side,
-max_size = max long side, unless set), records a run in the store (rank 0 only), runs the
-``Trainer`` with the default hooks and returns::
+``config`` is ``TrainConfig.to_dict()``; ``config["model"]`` names a registered task
+(``engine.tasks.registry``), which supplies the model, data, metrics and predictions. The job opens
+its own Store, snapshots the train and val images (split names or explicit id lists), checks every
+image (bad ones reported, skipped when ``skip_bad_images``), builds the model from the task's spec,
+records a run in the store (rank 0 only), runs the ``Trainer`` with the default hooks and returns::
 
-    {"run_id", "status", "map", "map50", "metrics": {12 COCO stats of the best checkpoint},
-     "checkpoint": best.pt (or last.pt if never evaluated), "best_checkpoint", "last_checkpoint",
-     "step", "epoch", "device", "message"}
+    {"run_id", "task", "status", "metrics": {the task's metrics of the best checkpoint},
+     <each metric at top level, e.g. "map", "map50">, "checkpoint": best.pt (or last.pt if never
+     evaluated), "best_checkpoint", "last_checkpoint", "step", "epoch", "device", "message"}
 
-A failed run (non-finite loss, out of memory) is recorded and then raised as ``TrainingError``;
-Stop (``cancel.cancel()``) is not an error: status 'stopped', last.pt written.
+Epochs: ``epochs`` when given; else unbounded under ``max_minutes`` (the budget alone decides, as
+Ultralytics' ``time`` does) and 10 without one. A failed run (non-finite loss, out of memory) is
+recorded and then raised as ``TrainingError``; Stop is not an error: status 'stopped', last.pt
+written with the position inside the epoch so ``resume`` continues at the next batch.
 
-``config["extra"]`` keys understood here: ``inject_nan_at_step`` (fault injection for tests: NaN
-``loss_classifier`` at that step), ``metrics_every`` (store metric rows every N steps, default 50),
-``param_digest_dir`` (each rank writes a digest of its parameters there after training; DDP test).
+``hooks`` (keyword) appends extra hooks after the defaults — tests use it for fault injection.
 """
 
 from __future__ import annotations
@@ -23,50 +24,27 @@ import dataclasses
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader
 
-from engine.data.dataset import DetectionDataset, SampleRecord, collate, make_label_map, size_from_data, snapshot_split
-from engine.data.transforms import train_transform
-from engine.eval.detection import STAT_NAMES
+from engine.config import ConfigError, TrainConfig
+from engine.data.check import find_bad_images
+from engine.data.dataset import SampleRecord, snapshot_ids, snapshot_split
+from engine.data.sampler import EpochSampler
+from engine.device import DeviceError, select_device
 from engine.events import Notice, RunFinished, RunStarted
 from engine.jobs import CancelToken, Sink
 from engine.losses.regularization import param_groups
-from engine.models.faster_rcnn import BACKBONES, DetectorSpec, build_faster_rcnn
 from engine.project.store import Store
+from engine.tasks.base import Task, TaskDataError
+from engine.tasks.checkpoint import labels_of, load_checkpoint, load_user_weights, run_dir
+from engine.tasks.registry import UnknownTask, get_task
 from engine.train import distributed
-from engine.train.checkpoint import load_checkpoint, run_dir
-from engine.train.config import TrainConfig
 from engine.train.hooks import default_hooks, run_summary
-from engine.train.trainer import Trainer, TrainingError, TrainState
+from engine.train.trainer import Hook, Trainer, TrainingError, TrainState
+from engine.train.validation import validation_losses
+from engine.xray.training import on_step as xray_snapshot
 
-
-def select_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto``: CUDA, then MPS, then CPU; an explicit device that is missing is an error."""
-    has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise TrainingError("device 'cuda' was asked for but CUDA is not available on this machine")
-    if name == "mps" and not has_mps:
-        raise TrainingError("device 'mps' was asked for but MPS is not available on this machine")
-    if name == "cuda":
-        return torch.device("cuda", local_rank)
-    if name not in ("cpu", "mps") and not name.startswith("cuda:"):
-        raise TrainingError(f"unknown device {name!r}; expected auto, cuda, mps or cpu")
-    return torch.device(name)
-
-
-def _validate(cfg: TrainConfig) -> None:
-    if cfg.model != "faster_rcnn":
-        raise TrainingError(f"model {cfg.model!r} is not supported by this trainer (faster_rcnn only)")
-    if cfg.backbone not in BACKBONES:
-        raise TrainingError(f"unknown backbone {cfg.backbone!r}; expected one of {', '.join(BACKBONES)}")
-    if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.lr <= 0:
-        raise TrainingError("epochs and batch_size must be >= 1 and lr > 0")
-    metric = cfg.early_stop_metric
-    if metric not in STAT_NAMES and not metric.startswith("val_loss"):
-        raise TrainingError(f"unknown early_stop_metric {metric!r}; expected one of {', '.join(STAT_NAMES)} "
-                            "or val_loss[_<component>]")
+UNBOUNDED_EPOCHS = 1_000_000
 
 
 class RepeatBatch:
@@ -82,104 +60,163 @@ class RepeatBatch:
         return self.steps
 
 
+def _validate(cfg: TrainConfig) -> Task:
+    try:
+        cfg.validate()
+        task = get_task(cfg.model)
+    except (ConfigError, UnknownTask) as e:
+        raise TrainingError(str(e)) from e
+    if cfg.backbone not in task.backbones:
+        raise TrainingError(f"{task.name} has no backbone {cfg.backbone!r}; expected one of "
+                            f"{', '.join(task.backbones)}")
+    metric = cfg.early_stop_metric
+    if metric and metric not in task.metric_names and not metric.startswith("val_loss"):
+        raise TrainingError(f"unknown early_stop_metric {metric!r} for {task.name}; expected one of "
+                            f"{', '.join(task.metric_names)} or val_loss[_<component>]")
+    return task
+
+
 def _optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
     groups = param_groups(model, cfg.weight_decay)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.lr)
-    raise TrainingError(f"unknown optimizer {cfg.optimizer!r}; expected sgd or adamw")
+    return torch.optim.AdamW(groups, lr=cfg.lr)
 
 
-def _spec(cfg: TrainConfig, records: list[SampleRecord], num_classes: int, ckpt: dict | None) -> DetectorSpec:
-    if ckpt is not None:
-        return DetectorSpec.from_dict(ckpt["spec"])
-    min_size, max_size = size_from_data(records)
-    return DetectorSpec(backbone=cfg.backbone, num_classes=num_classes, min_size=cfg.min_size or min_size,
-                        max_size=cfg.max_size or max(max_size, cfg.min_size), norm=cfg.norm,
-                        pretrained=cfg.pretrained,
-                        box_batch_size_per_image=cfg.roi_samples or (128 if cfg.backbone == "tiny" else 512))
+def _records(store: Store, cfg: TrainConfig, ids: list[int], split: str) -> list[SampleRecord]:
+    if ids:
+        return snapshot_ids(store, ids, cfg.max_images)
+    return snapshot_split(store, split, cfg.max_images) if split else []
 
 
-def _loader(cfg: TrainConfig, train_set: DetectionDataset, info: distributed.DistInfo, start_epoch: int
+def _drop_bad(records: list[SampleRecord], cfg: TrainConfig, what: str, cancel: CancelToken,
+              notices: list[str]) -> list[SampleRecord]:
+    bad = find_bad_images(records, cancel)
+    if not bad:
+        return records
+    listing = "; ".join(f"{r.path.name} (id {r.image_id}): {why}" for r, why in bad[:5])
+    more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+    if not cfg.skip_bad_images:
+        raise TrainingError(f"{len(bad)} {what} images cannot be read: {listing}{more} "
+                            "(skip them with --skip-bad-images)")
+    notices.append(f"skipping {len(bad)} unreadable {what} images: {listing}{more}")
+    skip = {r.image_id for r, _ in bad}
+    return [r for r in records if r.image_id not in skip]
+
+
+def _loader(task: Task, cfg: TrainConfig, train_set: torch.utils.data.Dataset, info: distributed.DistInfo
             ) -> DataLoader | RepeatBatch:
     if cfg.overfit_one_batch:
-        return RepeatBatch(collate([train_set[i] for i in range(len(train_set))]), max(1, cfg.overfit_steps))
-    sampler = DistributedSampler(train_set, info.world_size, info.rank, shuffle=True, seed=cfg.seed) \
-        if info.enabled else None
-    gen = torch.Generator().manual_seed(cfg.seed * 1009 + start_epoch)
-    return DataLoader(train_set, batch_size=cfg.batch_size, shuffle=sampler is None, sampler=sampler,
-                      generator=gen, collate_fn=collate, num_workers=cfg.workers,
-                      persistent_workers=cfg.workers > 0, drop_last=len(train_set) > cfg.batch_size * info.world_size)
+        return RepeatBatch(task.collate([train_set[i] for i in range(len(train_set))]), max(1, cfg.overfit_steps))
+    drop_last = len(train_set) > cfg.batch_size * info.world_size
+    sampler = EpochSampler(len(train_set), cfg.batch_size, cfg.seed, info.rank, info.world_size, drop_last)
+    gen = torch.Generator().manual_seed(cfg.seed * 1009)  # worker seeds; the global RNG stays the augmentations'
+    return DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler, collate_fn=task.collate,
+                      num_workers=cfg.workers, persistent_workers=cfg.workers > 0, drop_last=drop_last,
+                      generator=gen)
 
 
-def train_job(config: dict, sink: Sink, cancel: CancelToken) -> dict:
-    """Train a detector as described in the module docstring."""
-    cfg = TrainConfig.from_dict(config)
-    _validate(cfg)
+def _plan(cfg: TrainConfig, steps_per_epoch: int) -> tuple[int, int]:
+    """(epochs, total_steps); total 0 = open-ended (a pure time budget)."""
+    epochs = cfg.epochs or (UNBOUNDED_EPOCHS if cfg.max_minutes > 0 else 10)
+    total = 0 if epochs == UNBOUNDED_EPOCHS else epochs * steps_per_epoch
+    if cfg.max_steps > 0:
+        total = min(total, cfg.max_steps) if total else cfg.max_steps
+    return epochs, total
+
+
+def train_job(config: dict, sink: Sink, cancel: CancelToken, hooks: list[Hook] | None = None) -> dict:
+    """Train the task named by ``config["model"]`` as described in the module docstring."""
+    try:
+        cfg = TrainConfig.from_dict(config)
+    except (ConfigError, TypeError) as e:
+        raise TrainingError(str(e)) from e
+    task = _validate(cfg)
     if cfg.overfit_one_batch:  # sanity mode: one fixed batch, no augmentation, evaluated on itself
         cfg = dataclasses.replace(cfg, epochs=1, eval_every=1, augment_flip=False, augment_scale=False,
                                   augment_crop=False, augment_color=False)
     info = distributed.current()
-    device = select_device(cfg.device, info.local_rank)
+    try:
+        device = select_device(cfg.device, info.local_rank)
+    except DeviceError as e:
+        raise TrainingError(str(e)) from e
+    notices: list[str] = []
     with Store(cfg.project) as store:
-        label_map = make_label_map(store)
-        if not label_map:
-            raise TrainingError(f"project {cfg.project} has no categories to train on")
-        names = {c.id: c.name for c in store.categories()}
-        train_records = snapshot_split(store, cfg.train_split, cfg.max_images)
-        val_records = snapshot_split(store, cfg.val_split, cfg.max_images) if cfg.val_split else []
+        labels = task.label_space(store)
+        train_records = _records(store, cfg, cfg.train_ids, cfg.train_split)
+        val_records = _records(store, cfg, cfg.val_ids, cfg.val_split)
         if not train_records:
             raise TrainingError(f"split {cfg.train_split!r} of {cfg.project} has no images")
+        if not cfg.train_ids and cfg.val_split and cfg.val_split == cfg.train_split:
+            notices.append(f"validating on the training split {cfg.val_split!r}: metrics will look better "
+                           "than on unseen images")
+        train_records = _drop_bad(train_records, cfg, "training", cancel, notices)
+        val_records = _drop_bad(val_records, cfg, "validation", cancel, notices)
         if cfg.overfit_one_batch:
             train_records = [r for r in train_records if r.annotations][:cfg.batch_size] or train_records[:1]
             val_records = train_records
+        try:
+            task.check_data(train_records, labels)
+        except TaskDataError as e:
+            raise TrainingError(f"cannot train {task.name} on {cfg.project}: {e}") from e
         ckpt = load_checkpoint(cfg.resume) if cfg.resume else None
-        if ckpt is not None and {int(k): int(v) for k, v in ckpt["label_map"].items()} != label_map:
-            raise TrainingError(f"cannot resume from {cfg.resume}: the project's categories changed since "
-                                "that checkpoint was written")
-        spec = _spec(cfg, train_records, len(label_map) + 1, ckpt)
+        if ckpt is not None:
+            if ckpt["task"] != task.name:
+                raise TrainingError(f"cannot resume {task.name} from {cfg.resume}: it is a {ckpt['task']} checkpoint")
+            if labels_of(ckpt).label_map != labels.label_map:
+                raise TrainingError(f"cannot resume from {cfg.resume}: the project's categories changed since "
+                                    "that checkpoint was written")
+        spec = task.spec_from_dict(ckpt["spec"]) if ckpt else task.spec_from_data(cfg, train_records, labels)
         torch.manual_seed(cfg.seed)
-        model, notices = build_faster_rcnn(spec)
+        model, build_notices = task.build(spec)
+        notices = build_notices + notices
+        if cfg.weights and ckpt is None:
+            notices += load_user_weights(model, cfg.weights)
         model.to(device)
         optimizer = _optimizer(cfg, model)
-        step = epoch0 = 0
+        step = epoch0 = batches0 = 0
         best: dict = {}
         if ckpt is not None:
             model.load_state_dict(ckpt["model"])
             if ckpt.get("optimizer"):
                 optimizer.load_state_dict(ckpt["optimizer"])
-            step, epoch0, best = int(ckpt["step"]), int(ckpt["epoch"]) + 1, dict(ckpt.get("best") or {})
-            notices = [f"resumed from {cfg.resume} at step {step} (epoch {epoch0 + 1} next)"]
+            step, best = int(ckpt["step"]), dict(ckpt.get("best") or {})
+            batches0 = int(ckpt.get("epoch_batches", 0))
+            epoch0 = int(ckpt["epoch"]) + (0 if batches0 else 1)
+            where = f"batch {batches0 + 1} of epoch {epoch0 + 1}" if batches0 else f"epoch {epoch0 + 1}"
+            notices = [f"resumed from {cfg.resume} at step {step} ({where} next)"]
         torch.manual_seed(cfg.seed + info.rank + 7919 * epoch0)
-        train_set = DetectionDataset(train_records, label_map, train_transform(cfg))
-        val_set = DetectionDataset(val_records, label_map)
-        loader = _loader(cfg, train_set, info, epoch0)
+        train_set = task.dataset(train_records, labels, cfg, train=True)
+        val_set = task.dataset(val_records, labels, cfg, train=False)
+        loader = _loader(task, cfg, train_set, info)
         steps_per_epoch = len(loader)
-        total = cfg.epochs * steps_per_epoch
-        total = min(total, cfg.max_steps) if cfg.max_steps > 0 else total
-        if epoch0 >= cfg.epochs:
-            raise TrainingError(f"nothing to do: {cfg.resume} already finished epoch {epoch0} of {cfg.epochs}; "
+        epochs, total = _plan(cfg, steps_per_epoch)
+        if epoch0 >= epochs:
+            raise TrainingError(f"nothing to do: {cfg.resume} already finished epoch {epoch0} of {epochs}; "
                                 "raise epochs to train further")
         run_id = _open_run(store, cfg, ckpt) if info.is_main else 0
         run_id = int(distributed.broadcast_object(run_id))
         net = model
         if info.enabled:
             net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-        state = TrainState(cfg=cfg, model=model, net=net, optimizer=optimizer, device=device, spec=spec,
-                           label_map=label_map, category_names=[names[c] for c in sorted(label_map, key=label_map.get)],
-                           train_set=train_set, val_set=val_set, run_id=run_id,
+        state = TrainState(cfg=cfg, task=task, model=model, net=net, optimizer=optimizer, device=device, spec=spec,
+                           labels=labels, train_set=train_set, val_set=val_set, run_id=run_id,
                            run_dir=run_dir(store.root, run_id), sink=sink, cancel=cancel,
                            store=store if info.is_main else None, dist=info, steps_per_epoch=steps_per_epoch,
-                           total_steps=total, step=step, start_step=step, start_epoch=epoch0, best=best)
+                           total_steps=total, epochs=epochs, step=step, start_step=step, start_epoch=epoch0,
+                           epoch_batches=batches0, best=best)
         state.checkpoints = {k: str(p) for k in ("best", "last") if (p := state.run_dir / f"{k}.pt").is_file()}
         for n in notices:
             state.emit(Notice(n, "info"))
-        state.emit(Notice(f"device {device}; images resized to min_size {spec.min_size}, max_size "
-                          f"{spec.max_size}; {len(train_set)} train / {len(val_set)} val images"))
+        state.emit(Notice(f"{task.name}: device {device}; {len(train_set)} train / {len(val_set)} val images"))
         state.emit(RunStarted(run_id, cfg.to_dict(), total, steps_per_epoch))
+        val_loader = DataLoader(val_set, batch_size=cfg.batch_size, shuffle=False, collate_fn=task.collate)
         state.model.train()
-        Trainer(state, loader, default_hooks(state)).run()
+        hook_list = default_hooks(
+            state, evaluate=lambda: task.evaluate(state.model, val_loader, device, cancel),
+            val_losses=lambda: validation_losses(state.model, val_loader, device, cancel, seed=cfg.seed),
+            snapshot=xray_snapshot if "xray" in task.capabilities else None)
+        Trainer(state, loader, hook_list + list(hooks or [])).run()
         return _finish(state)
 
 
@@ -203,7 +240,9 @@ def _finish(s: TrainState) -> dict:
     s.emit(RunFinished(s.run_id, s.status, dict(metrics), ckpt, s.message))
     if s.status == "failed":
         raise s.error or TrainingError(s.message)
-    return {"run_id": s.run_id, "status": s.status, "map": metrics.get("map", 0.0),
-            "map50": metrics.get("map50", 0.0), "metrics": metrics, "checkpoint": ckpt,
-            "best_checkpoint": s.checkpoints.get("best", ""), "last_checkpoint": s.checkpoints.get("last", ""),
-            "step": s.step, "epoch": s.epoch, "device": str(s.device), "message": s.message}
+    top = {name: float(metrics.get(name, 0.0)) for name in s.task.metric_names}
+    return {"run_id": s.run_id, "task": s.task.name, "status": s.status, **top, "metrics": metrics,
+            "checkpoint": ckpt, "best_checkpoint": s.checkpoints.get("best", ""),
+            "last_checkpoint": s.checkpoints.get("last", ""), "step": s.step, "epoch": s.epoch,
+            "device": str(s.device), "message": s.message}
+

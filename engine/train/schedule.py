@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from engine.train.config import TrainConfig
+from engine.config import TrainConfig
 
 SCHEDULES = ("cosine", "step", "constant")
 

@@ -20,6 +20,7 @@ from engine.jobs import CancelToken, Sink
 from engine.models.faster_rcnn import DetectorSpec, build_faster_rcnn
 from engine.project.imageio import read_rgb
 from engine.project.store import Store, StoreError
+from engine.tasks.checkpoint import load_model
 from engine.xray.capture import capture
 
 
@@ -84,9 +85,10 @@ def xray_job(config: dict, sink: Sink, cancel: CancelToken) -> dict:
         names = {c.id: c.name for c in store.categories()}
         meta: dict = {"project": str(store.root), "checkpoint": checkpoint or "", "run_id": config.get("run")}
         if checkpoint:
-            from engine.train.checkpoint import load_detector  # the trainer's module; imported lazily
-
-            model, spec, label_map, ck_meta = load_detector(checkpoint, device)
+            task, model, spec, labels, ck_meta = load_model(checkpoint, device)
+            if "xray" not in task.capabilities:
+                raise XrayError(f"checkpoint: {task.name} models have no detector X-ray")
+            label_map = labels.label_map
             meta.update(step=ck_meta.get("step"), epoch=ck_meta.get("epoch"), run_id=ck_meta.get("run_id"))
             label_names = ["background", *ck_meta.get("category_names", [])]
         else:

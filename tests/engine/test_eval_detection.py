@@ -6,16 +6,17 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
-from engine.data.dataset import DetectionDataset, make_label_map, snapshot_split
+from engine.data.dataset import DetectionDataset, collate, make_label_map, snapshot_split
 from engine.eval.detection import (
     STAT_NAMES,
     ImageDetections,
     ImageTargets,
     coco_map,
-    to_device,
-    validation_losses,
 )
+from engine.device import to_device
+from engine.train.validation import validation_losses
 from engine.models.faster_rcnn import DetectorSpec, build_faster_rcnn
 from engine.project.store import Store
 
@@ -76,7 +77,9 @@ def test_validation_losses_leave_batchnorm_untouched(demo_project) -> None:
     model.train()
     before = _bn_state(model)
     assert before, "the tiny backbone has BatchNorm layers"
-    losses = validation_losses(model, ds, torch.device("cpu"), batch_size=3)
+    loader = DataLoader(ds, batch_size=3, collate_fn=collate)
+    losses = validation_losses(model, loader, torch.device("cpu"))
+    assert losses == validation_losses(model, loader, torch.device("cpu"))  # deterministic: same weights, same numbers
     assert {"loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg", "loss"} <= set(losses)
     assert all(np.isfinite(v) for v in losses.values())
     after = _bn_state(model)
@@ -86,5 +89,5 @@ def test_validation_losses_leave_batchnorm_untouched(demo_project) -> None:
     # control: the same pass without holding BN in eval does move the statistics
     images, targets = zip(*[ds[i] for i in range(len(ds))])
     with torch.no_grad():
-        model(*to_device(images, targets, torch.device("cpu")))
+        model(to_device(list(images), torch.device("cpu")), to_device(list(targets), torch.device("cpu")))
     assert any(not torch.equal(before[k], v) for k, v in _bn_state(model).items())

@@ -1,4 +1,4 @@
-"""Stop mid-epoch, resume, and the non-finite loss guard (fault injection via config.extra)."""
+"""Stop mid-epoch, resume at the next batch, and the non-finite loss guard (fault injection via a test hook)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from train_hooks import InjectNaN
 
-from engine.events import RunFinished, StepLosses
+from engine.events import Notice, RunFinished, StepLosses
 from engine.jobs import CancelToken, Collector
 from engine.project.store import Store
-from engine.train.checkpoint import load_detector
-from engine.train.config import TrainConfig
+from engine.tasks.checkpoint import load_model
+from engine.config import TrainConfig
 from engine.train.job import train_job
 from engine.train.trainer import NonFiniteLoss, TrainingError
 
@@ -54,27 +55,28 @@ def test_stop_mid_epoch_then_resume_continues_the_step_count(demo_copy) -> None:
     last = out["last_checkpoint"]
     raw = torch.load(last, map_location="cpu", weights_only=True)
     assert raw["step"] == out["step"] and raw["kind"] == "last" and raw["optimizer"]["state"]
-    model, _, _, meta = load_detector(last)
-    assert meta["step"] == out["step"]
+    _, model, _, _, meta = load_model(last)
+    assert meta["step"] == out["step"] and raw["epoch_batches"] == out["step"]
     with Store(demo_copy) as store:
         assert store.run(out["run_id"])["status"] == "stopped"
 
     resumed = Collector()
     res = train_job(_cfg(demo_copy, epochs=2, max_images=12, resume=last).to_dict(), resumed, CancelToken())
     steps = [e.step for e in resumed.of(StepLosses)]
-    assert steps == list(range(out["step"] + 1, out["step"] + 7))  # the second epoch: 6 steps
-    assert all(e.epoch == 1 for e in resumed.of(StepLosses))
-    assert res["run_id"] == out["run_id"] and res["status"] == "finished" and res["step"] == out["step"] + 6
+    # the rest of the interrupted epoch, then the second one: the same 12 steps as a run never stopped
+    assert steps == list(range(out["step"] + 1, 13))
+    assert [e.epoch for e in resumed.of(StepLosses)] == [0] * (6 - out["step"]) + [1] * 6
+    assert res["run_id"] == out["run_id"] and res["status"] == "finished" and res["step"] == 12
     with Store(demo_copy) as store:
         train_steps = [r[0] for r in store.metrics(res["run_id"]) if r[2] == "train" and r[3] == "loss"]
     assert train_steps == list(range(1, res["step"] + 1))
 
 
 def test_injected_nan_stops_the_run_and_keeps_the_last_checkpoint(demo_copy) -> None:
-    cfg = _cfg(demo_copy, epochs=3, max_images=4, extra={"inject_nan_at_step": 3})  # 2 steps per epoch
+    cfg = _cfg(demo_copy, epochs=3, max_images=4)  # 2 steps per epoch
     sink = Collector()
     with pytest.raises(NonFiniteLoss) as err:
-        train_job(cfg.to_dict(), sink, CancelToken())
+        train_job(cfg.to_dict(), sink, CancelToken(), hooks=[InjectNaN(3, "loss_classifier")])
     msg = str(err.value)
     assert re.match(r"non-finite loss at step 3: .*loss_classifier=nan", msg), msg
     for name in ("loss_box_reg", "loss_objectness", "loss_rpn_box_reg"):
@@ -94,21 +96,29 @@ def test_injected_nan_stops_the_run_and_keeps_the_last_checkpoint(demo_copy) -> 
                     or Path("/proc/sys/vm/overcommit_memory").read_text().strip() != "0",
                     reason="needs heuristic overcommit so that a huge allocation fails at once")
 def test_out_of_memory_is_reported_with_a_hint(demo_copy) -> None:
-    # a real allocation failure: resizing to a 200000-px short side asks for ~400 GB at step 1
-    cfg = _cfg(demo_copy, epochs=1, batch_size=1, max_images=1, min_size=200_000, max_size=200_000)
+    # a real allocation failure: resizing to a 60000-px short side asks for ~40 GB at step 1
+    cfg = _cfg(demo_copy, epochs=1, batch_size=1, max_images=1, min_size=60_000, max_size=60_000)
     with pytest.raises(TrainingError, match=r"out of memory at step 1 on cpu: use a smaller batch size \(now 1\) "
-                                            r"or smaller images \(min_size 200000"):
+                                            r"or smaller images \(input size 60000"):
         train_job(cfg.to_dict(), Collector(), CancelToken())
     with Store(demo_copy) as store:
         assert store.runs()[-1]["status"] == "failed"
 
 
-def test_unreadable_image_fails_the_run_naming_the_file(demo_copy) -> None:
-    cfg = _cfg(demo_copy, epochs=1, max_images=2)
+def test_unreadable_and_missing_images_are_reported_before_training(demo_copy) -> None:
     with Store(demo_copy) as store:
-        victim = store.image_path(store.images("train")[0])
-    victim.write_bytes(b"not an image")
-    with pytest.raises(TrainingError, match=rf"training failed at step 1: ImageReadError: .*{victim.name}"):
-        train_job(cfg.to_dict(), Collector(), CancelToken())
+        first, second = (store.image_path(im) for im in store.images("train")[:2])
+    first.write_bytes(b"not an image")
+    second.unlink()
+    # refused up front, naming both files; nothing recorded
+    strict = _cfg(demo_copy, epochs=1, max_images=4, skip_bad_images=False)
+    with pytest.raises(TrainingError, match=rf"2 training images cannot be read: {first.name} .*unreadable.*"
+                                            rf"{second.name} .*file not found"):
+        train_job(strict.to_dict(), Collector(), CancelToken())
     with Store(demo_copy) as store:
-        assert store.runs()[-1]["status"] == "failed"
+        assert store.runs() == []
+    # default: reported and skipped, the run trains on the rest
+    sink = Collector()
+    res = train_job(_cfg(demo_copy, epochs=1, max_images=4).to_dict(), sink, CancelToken())
+    assert res["status"] == "finished" and res["step"] == 1  # 2 good images, batch 2
+    assert any(f"skipping 2 unreadable training images: {first.name}" in n.message for n in sink.of(Notice))

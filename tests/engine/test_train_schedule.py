@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from train_hooks import ParamDigestHook
 import torch
 
 from engine.events import EpochSummary, Notice
 from engine.jobs import CancelToken, Collector
-from engine.train.config import TrainConfig
+from engine.config import TrainConfig
 from engine.train.job import train_job
 from engine.train.schedule import lr_at
 
@@ -39,9 +40,9 @@ def test_early_stopping_restores_the_best_checkpoint(demo_copy, tmp_path) -> Non
     # min_delta huge: no evaluation after the first counts as an improvement -> stop after epoch 2
     cfg = TrainConfig(project=str(demo_copy), epochs=5, batch_size=2, max_images=4, min_size=128, max_size=192,
                       warmup_steps=2, early_stop=True, early_stop_patience=1, early_stop_min_delta=1e9,
-                      early_stop_metric="val_loss", extra={"param_digest_dir": str(tmp_path / "digest")})
+                      early_stop_metric="val_loss")
     sink = Collector()
-    result = train_job(cfg.to_dict(), sink, CancelToken())
+    result = train_job(cfg.to_dict(), sink, CancelToken(), hooks=[ParamDigestHook(tmp_path / "digest")])
     assert result["status"] == "early_stopped" and result["epoch"] == 1
     summaries = sink.of(EpochSummary)
     assert [s.early_stop for s in summaries] == [False, True]
@@ -61,7 +62,7 @@ def test_early_stopping_restores_the_best_checkpoint(demo_copy, tmp_path) -> Non
 def test_bad_options_are_refused_before_anything_runs(demo_copy) -> None:
     from engine.train.trainer import TrainingError
 
-    for bad, match in (({"backbone": "vgg"}, "unknown backbone"), ({"early_stop_metric": "f1"}, "early_stop_metric"),
+    for bad, match in (({"backbone": "vgg"}, "has no backbone 'vgg'"), ({"early_stop_metric": "f1"}, "early_stop_metric"),
                        ({"device": "tpu"}, "unknown device")):
         with pytest.raises(TrainingError, match=match):
             train_job(TrainConfig(project=str(demo_copy), **bad).to_dict(), Collector(), CancelToken())

@@ -15,8 +15,8 @@ from engine.events import ArraysReady, Notice
 from engine.jobs import CancelToken, Collector
 from engine.project.shapes import instances
 from engine.project.store import Store
-from engine.train.checkpoint import load_detector
-from engine.train.config import TrainConfig
+from engine.tasks.checkpoint import load_model
+from engine.config import TrainConfig
 from engine.train.job import train_job
 from engine.xray.capture import image_tensor
 from engine.xray.job import XrayError, load_image_and_gt, xray_job
@@ -71,7 +71,8 @@ def test_job_with_a_run_uses_its_checkpoint_and_snapshots_follow_training(demo_c
     (ev,) = sink.of(ArraysReady)
     assert not any("UNTRAINED" in n.message for n in sink.of(Notice))
     assert ev.meta["checkpoint"] == result["checkpoint"] and ev.meta["step"] == 2
-    model, _, label_map, _ = load_detector(result["checkpoint"])
+    _, model, _, labels, _ = load_model(result["checkpoint"])
+    label_map = labels.label_map
     with Store(demo_copy) as s:
         img, gt, labels, _, _ = load_image_and_gt(s, image_id, label_map)
     with torch.no_grad():

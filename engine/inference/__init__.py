@@ -1,0 +1,1 @@
+"""Evaluation and prediction with saved checkpoints, as ordinary jobs ``(config, sink, cancel)``."""

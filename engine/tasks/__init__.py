@@ -1,0 +1,1 @@
+"""Model families behind one interface: ``base.Task``, ``registry.get_task``, checkpoints."""
