@@ -1,0 +1,75 @@
+"""The registry's user-facing joints: `anchorlab models`, --model validation, nested targets, unchanged results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine.cli import main
+from engine.config import ConfigError, TrainConfig
+from engine.data.demo import generate_demo
+from engine.device import to_device
+from engine.events import StepLosses
+from engine.jobs import CancelToken, Collector
+from engine.tasks.registry import TASKS, UnknownTask, get_task
+
+
+def test_models_lists_every_registered_task(capsys) -> None:
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1
+    models = {m["name"]: m for m in json.loads(out[0])["models"]}
+    assert set(models) == set(TASKS)
+    frcnn = models["faster_rcnn"]
+    assert frcnn["kind"] == "detection" and "tiny" in frcnn["backbones"]
+    assert frcnn["selection_metric"] == "map50" and frcnn["higher_is_better"] and "map" in frcnn["metrics"]
+
+
+def test_unknown_model_is_one_line_naming_the_valid_ones(capsys, tmp_path) -> None:
+    assert main(["train", "--project", str(tmp_path), "--model", "nonsense"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: unknown model 'nonsense'; valid models: {', '.join(TASKS)}"]
+    with pytest.raises(UnknownTask, match="valid models: faster_rcnn"):
+        get_task("nonsense")
+
+
+def test_options_are_validated_once() -> None:
+    for bad, match in (({"optimizer": "adam"}, "optimizer 'adam' is not one of sgd, adamw"),
+                       ({"epochs": -1}, "epochs must be >= 0"), ({"max_steps": -5}, "max_steps must be >= 0"),
+                       ({"min_size": -100}, "min_size must be >= 0"), ({"max_size": 5}, ">= 16"),
+                       ({"weight_decay": -1.0}, "weight_decay must be >= 0"), ({"lr": float("nan")}, "finite"),
+                       ({"train_ids": [1, 2], "val_ids": [2]}, "share 1 images")):
+        with pytest.raises(ConfigError, match=match):
+            TrainConfig(**bad).validate()
+    assert TrainConfig().validate() == TrainConfig()
+
+
+def test_a_target_with_extra_tensors_reaches_the_device_whole() -> None:
+    targets = [{"boxes": torch.zeros(2, 4), "labels": torch.ones(2, dtype=torch.int64), "image_id": 7,
+                "semantic": torch.zeros(8, 8, dtype=torch.int64), "tags": torch.tensor([1.0, 0.0]),
+                "parts": [torch.ones(3), {"deep": torch.zeros(1)}]}]
+    moved = to_device(targets, torch.device("meta"))[0]
+    assert set(moved) == set(targets[0]) and moved["image_id"] == 7
+    for t in (moved["boxes"], moved["semantic"], moved["tags"], moved["parts"][0], moved["parts"][1]["deep"]):
+        assert t.device.type == "meta"
+
+
+def test_faster_rcnn_first_steps_are_unchanged_by_the_registry(tmp_path) -> None:
+    """Golden losses recorded with the pre-registry trainer (commit 6c755da), same seed and data."""
+    from engine.train.job import train_job
+
+    root = tmp_path / "proj"
+    generate_demo(root, images=40, seed=7, unlabeled=4)
+    cfg = TrainConfig(project=str(root), epochs=1, max_steps=4, max_images=8, batch_size=2, seed=0, val_split="",
+                      device="cpu")
+    sink = Collector()
+    train_job(cfg.to_dict(), sink, CancelToken())
+    got = [e.losses for e in sink.of(StepLosses)]
+    gold = json.loads((Path(__file__).parent / "data" / "faster_rcnn_first_steps.json").read_text())
+    assert len(got) == len(gold) == 4
+    for g, ref in zip(got, gold):
+        for k, v in ref["losses"].items():
+            assert g[k] == pytest.approx(v, rel=1e-5, abs=1e-6), k
