@@ -41,7 +41,8 @@ def _splits(store: Store) -> list[str]:
 
 def _check_split(store: Store, split: str) -> None:
     if split not in _splits(store):
-        raise InferenceError(f"split {split!r} has no images; splits with images: {', '.join(_splits(store)) or 'none'}")
+        have = ", ".join(_splits(store)) or "none"
+        raise InferenceError(f"split {split!r} has no images; splits with images: {have}")
 
 
 def _images(store: Store, split: str | None, image_ids: list[int]) -> list:
@@ -66,7 +67,8 @@ def eval_job(config: dict, sink: Sink, cancel: CancelToken) -> dict:
         current = task.label_space(store)
         missing = sorted(set(labels.ids) - set(current.ids))
         if missing:
-            raise CheckpointError(f"checkpoint {checkpoint} predicts ids {missing} that project {project} does not have")
+            raise CheckpointError(f"checkpoint {checkpoint} predicts ids {missing} that project {project} "
+                                  "does not have")
         ids = list(config.get("image_ids") or [])
         if not ids:
             _check_split(store, split)

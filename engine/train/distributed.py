@@ -95,3 +95,21 @@ def barrier() -> None:
 def shutdown() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def gather_results(items: list) -> list:
+    """Every rank's ``items`` concatenated (rank order) on every rank, through a short-lived gloo group
+    when none is running (fold-parallel cross-validation trains without a process group)."""
+    info = env_info()
+    if not info.enabled:
+        return list(items)
+    own = not dist.is_initialized()
+    if own:
+        dist.init_process_group("gloo")
+    try:
+        boxes: list = [None] * info.world_size
+        dist.all_gather_object(boxes, items)
+    finally:
+        if own:
+            dist.destroy_process_group()
+    return [x for box in boxes for x in box]

@@ -139,9 +139,9 @@ def better(s: TrainState, name: str, a: float, b: float, min_delta: float = 0.0)
 
 
 class CheckpointHook(Hook):
-    """``last.pt`` after every epoch and on Stop; ``best.pt`` when the selection metric
-    (``selection_metric``: the config's early_stop_metric or the task's) improves — by more than ``early_stop_min_delta`` when
-    early stopping is on, so the restored 'best' is the one early stopping measured against.
+    """``last.pt`` after every epoch and on Stop; ``best.pt`` when the selection metric (the config's
+    early_stop_metric or the task's) improves — by more than ``early_stop_min_delta`` when early
+    stopping is on, so the restored 'best' is the one early stopping measured against.
     Nothing is written after a failure."""
 
     def _payload(self, s: TrainState, kind: str, mid_epoch: bool = False) -> dict:

@@ -47,7 +47,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-
 from torch.utils.data import Dataset
 
 from engine.config import TrainConfig

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from engine.config import TrainConfig
 from engine.data.dataset import DetectionDataset, make_label_map, size_from_data, snapshot_split
 from engine.data.transforms import augment_preview, train_transform
 from engine.project.shapes import Annotation, Box
 from engine.project.store import Store
-from engine.config import TrainConfig
 
 
 def test_snapshot_is_independent_of_later_edits(demo_copy) -> None:

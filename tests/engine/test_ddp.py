@@ -15,7 +15,8 @@ from engine.project.store import Store
 def test_torchrun_two_ranks_agree_on_the_weights(demo_copy, tmp_path) -> None:
     digest = tmp_path / "digest"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(Path(__file__).with_name("ddp_child.py")), str(digest), "--project", str(demo_copy), "--epochs", "1", "--batch-size", "2",
+           str(Path(__file__).with_name("ddp_child.py")), str(digest),
+           "--project", str(demo_copy), "--epochs", "1", "--batch-size", "2",
            "--max-images", "8", "--min-size", "128", "--max-size", "192", "--device", "cpu", "--val-split", ""]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,

@@ -9,16 +9,16 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from engine.data.dataset import DetectionDataset, collate, make_label_map, snapshot_split
+from engine.device import to_device
 from engine.eval.detection import (
     STAT_NAMES,
     ImageDetections,
     ImageTargets,
     coco_map,
 )
-from engine.device import to_device
-from engine.train.validation import validation_losses
 from engine.models.faster_rcnn import DetectorSpec, build_faster_rcnn
 from engine.project.store import Store
+from engine.train.validation import validation_losses
 
 
 def _random_case(seed: int, n_images: int = 25, k: int = 3) -> tuple[list[ImageTargets], list[ImageDetections]]:

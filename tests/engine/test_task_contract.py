@@ -97,7 +97,8 @@ def test_checkpoint_round_trip_and_original_pixel_predictions(name, demo_project
     a = task.predict(model, [img], torch.device("cpu"))[0]
     # a rebuilt copy saved and loaded again predicts exactly the same
     ckpt = torch.load(result["checkpoint"], map_location="cpu", weights_only=True)
-    copy_path = save_checkpoint(tmp_path / "copy.pt", {k: v for k, v in ckpt.items() if k not in ("format", "saved_at")})
+    payload = {k: v for k, v in ckpt.items() if k not in ("format", "saved_at")}
+    copy_path = save_checkpoint(tmp_path / "copy.pt", payload)
     task2, model2, _, _, _ = load_model(copy_path)
     b = task2.predict(model2, [img], torch.device("cpu"))[0]
     assert a.keys() == b.keys()

@@ -10,11 +10,11 @@ import pytest
 import torch
 from train_hooks import InjectNaN
 
+from engine.config import TrainConfig
 from engine.events import Notice, RunFinished, StepLosses
 from engine.jobs import CancelToken, Collector
 from engine.project.store import Store
 from engine.tasks.checkpoint import load_model
-from engine.config import TrainConfig
 from engine.train.job import train_job
 from engine.train.trainer import NonFiniteLoss, TrainingError
 

@@ -6,11 +6,11 @@ import math
 
 import torch
 
+from engine.config import TrainConfig
 from engine.events import EpochSummary, Notice, RunFinished, RunStarted, StepLosses
 from engine.jobs import CancelToken, Collector
 from engine.project.store import Store
 from engine.tasks.checkpoint import load_checkpoint, load_model
-from engine.config import TrainConfig
 from engine.train.job import train_job
 
 COMPONENTS = {"loss_objectness", "loss_rpn_box_reg", "loss_classifier", "loss_box_reg"}

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from train_hooks import ParamDigestHook
 import torch
+from train_hooks import ParamDigestHook
 
+from engine.config import TrainConfig
 from engine.events import EpochSummary, Notice
 from engine.jobs import CancelToken, Collector
-from engine.config import TrainConfig
 from engine.train.job import train_job
 from engine.train.schedule import lr_at
 
@@ -62,7 +62,8 @@ def test_early_stopping_restores_the_best_checkpoint(demo_copy, tmp_path) -> Non
 def test_bad_options_are_refused_before_anything_runs(demo_copy) -> None:
     from engine.train.trainer import TrainingError
 
-    for bad, match in (({"backbone": "vgg"}, "has no backbone 'vgg'"), ({"early_stop_metric": "f1"}, "early_stop_metric"),
+    for bad, match in (({"backbone": "vgg"}, "has no backbone 'vgg'"),
+                       ({"early_stop_metric": "f1"}, "early_stop_metric"),
                        ({"device": "tpu"}, "unknown device")):
         with pytest.raises(TrainingError, match=match):
             train_job(TrainConfig(project=str(demo_copy), **bad).to_dict(), Collector(), CancelToken())

@@ -11,12 +11,12 @@ import pytest
 import torch
 
 from engine.cli import main as cli_main
+from engine.config import TrainConfig
 from engine.events import ArraysReady, Notice
 from engine.jobs import CancelToken, Collector
 from engine.project.shapes import instances
 from engine.project.store import Store
 from engine.tasks.checkpoint import load_model
-from engine.config import TrainConfig
 from engine.train.job import train_job
 from engine.xray.capture import image_tensor
 from engine.xray.job import XrayError, load_image_and_gt, xray_job
