@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Literal, get_args, get_type_hints
 
 Optimizer = Literal["sgd", "adamw"]
-Norm = Literal["bn", "frozen", "gn"]
+Norm = Literal["auto", "bn", "frozen", "gn"]
 Schedule = Literal["cosine", "step", "constant"]
 Device = str  # auto | cpu | cuda | cuda:N | mps (checked by engine.device.select_device)
 
@@ -32,7 +32,7 @@ class TrainConfig:
     backbone: str = "tiny"  # one of the task's backbones
     pretrained: bool = True  # use local pretrained weights if present
     weights: str = ""  # a user's own state dict (.pt) to start from
-    trainable_backbone_layers: int = 3  # pretrained backbones: stages left trainable (0-5)
+    trainable_backbone_layers: int = -1  # pretrained backbones: stages trained (-1 = torchvision's 3)
     train_split: str = "train"
     val_split: str = "val"
     train_ids: list[int] = field(default_factory=list)  # explicit image ids; override train_split when set
@@ -45,7 +45,7 @@ class TrainConfig:
     weight_decay: float = 1e-4  # L2
     l1: float = 0.0  # L1 coefficient, added as loss_l1
     roi_samples: int = 0  # RoIs sampled per image for the box head; 0 = 128 for tiny (2x faster on CPU), else 512
-    norm: Norm = "bn"  # bn (trainable) | frozen | gn
+    norm: Norm = "auto"  # auto = frozen with pretrained weights, else bn (trainable) | bn | frozen | gn
     schedule: Schedule = "cosine"
     step_epochs: int = 8  # step schedule: decay every N epochs
     step_gamma: float = 0.1
@@ -114,8 +114,9 @@ class TrainConfig:
             raise ConfigError(f"max_size {self.max_size} is smaller than min_size {self.min_size}")
         if max(self.min_size, self.max_size) > 65536:
             raise ConfigError("min_size/max_size above 65536 px cannot fit in any memory")
-        if not 0 <= self.trainable_backbone_layers <= 5:
-            raise ConfigError(f"trainable_backbone_layers must be 0-5 (got {self.trainable_backbone_layers})")
+        if not -1 <= self.trainable_backbone_layers <= 6:
+            raise ConfigError(f"trainable_backbone_layers must be -1 (auto) or 0-6 (got "
+                              f"{self.trainable_backbone_layers})")
         if not 0 < self.step_gamma <= 1:
             raise ConfigError(f"step_gamma must be in (0, 1] (got {self.step_gamma})")
         overlap = set(self.train_ids) & set(self.val_ids)

@@ -7,13 +7,18 @@ so the short side is ``min_size`` (capped by ``max_size``) — set both from the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
-from torchvision.models import detection
+from torch import nn
+from torchvision.models import detection, mobilenet_v3_large, resnet50
 from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.backbone_utils import _mobilenet_extractor, _resnet_fpn_extractor
 from torchvision.models.detection.faster_rcnn import FasterRCNN, FastRCNNPredictor, TwoMLPHead
+from torchvision.ops.misc import FrozenBatchNorm2d
 
 from engine.models.backbones import TinyFPNBackbone, tiny_anchor_sizes
 
@@ -28,7 +33,8 @@ class DetectorSpec:
     num_classes: int = 4  # including background
     min_size: int = 256
     max_size: int = 512
-    norm: str = "bn"  # tiny only: bn | frozen | gn
+    norm: str = "auto"  # auto (frozen with pretrained weights, else bn) | bn | frozen | gn
+    trainable_backbone_layers: int = -1  # pretrained torchvision backbones: stages trained (-1 = 3, torchvision's)
     anchor_sizes: tuple[tuple[int, ...], ...] = field(default_factory=tiny_anchor_sizes)
     aspect_ratios: tuple[float, ...] = (0.7, 1.0, 1.4)  # tiny only (h / w); demo objects span 0.7-1.5
     pretrained: bool = True  # use local pretrained weights when present
@@ -44,7 +50,11 @@ class DetectorSpec:
     def from_dict(d: dict) -> DetectorSpec:
         d = dict(d)
         d["anchor_sizes"] = tuple(tuple(int(v) for v in s) for s in d.get("anchor_sizes", tiny_anchor_sizes()))
-        d["aspect_ratios"] = tuple(float(v) for v in d.get("aspect_ratios", (0.5, 1.0, 2.0)))
+        d["aspect_ratios"] = tuple(float(v) for v in d.get("aspect_ratios", DetectorSpec().aspect_ratios))
+        known = set(DetectorSpec.__dataclass_fields__)
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown detector spec fields: {', '.join(sorted(unknown))}")
         return DetectorSpec(**d)
 
 
@@ -55,7 +65,7 @@ def build_faster_rcnn(spec: DetectorSpec) -> tuple[FasterRCNN, list[str]]:
                   box_batch_size_per_image=spec.box_batch_size_per_image)
     if spec.backbone == "tiny":
         anchors = AnchorGenerator(spec.anchor_sizes, (spec.aspect_ratios,) * len(spec.anchor_sizes))
-        backbone = TinyFPNBackbone(spec.norm)
+        backbone = TinyFPNBackbone("bn" if spec.norm == "auto" else spec.norm)
         model = FasterRCNN(backbone, rpn_anchor_generator=anchors,
                            box_head=TwoMLPHead(backbone.out_channels * 7 * 7, 256),
                            box_predictor=FastRCNNPredictor(256, spec.num_classes),
@@ -65,21 +75,75 @@ def build_faster_rcnn(spec: DetectorSpec) -> tuple[FasterRCNN, list[str]]:
         return model, notices
     if spec.backbone not in BACKBONES:
         raise ValueError(f"unknown backbone {spec.backbone!r}; expected one of {BACKBONES}")
-    builder, weights_enum = {
-        "mobilenet_v3_large_fpn": (detection.fasterrcnn_mobilenet_v3_large_fpn,
-                                   detection.FasterRCNN_MobileNet_V3_Large_FPN_Weights.DEFAULT),
-        "resnet50_fpn": (detection.fasterrcnn_resnet50_fpn, detection.FasterRCNN_ResNet50_FPN_Weights.DEFAULT),
-    }[spec.backbone]
-    model = builder(weights=None, weights_backbone=None, num_classes=spec.num_classes, **common)
+    return _build_torchvision(spec, common, notices)
+
+
+TORCHVISION = {  # backbone -> (COCO weights, number of backbone stages)
+    "mobilenet_v3_large_fpn": (detection.FasterRCNN_MobileNet_V3_Large_FPN_Weights.DEFAULT, 6),
+    "resnet50_fpn": (detection.FasterRCNN_ResNet50_FPN_Weights.DEFAULT, 5),
+}
+
+
+def resolve_backbone_options(spec: DetectorSpec) -> DetectorSpec:
+    """The spec with ``norm`` and ``trainable_backbone_layers`` made explicit (so a checkpoint rebuilds the
+    same layers) and ``pretrained`` true only when weights are on disk. An option that does not apply
+    to the backbone is a ValueError, never ignored."""
+    if spec.backbone == "tiny":
+        if spec.trainable_backbone_layers >= 0:
+            raise ValueError("trainable_backbone_layers applies to pretrained backbones; the tiny backbone always "
+                             "trains from scratch")
+        return replace(spec, norm="bn" if spec.norm == "auto" else spec.norm, pretrained=False)
+    if spec.backbone not in TORCHVISION:
+        raise ValueError(f"unknown backbone {spec.backbone!r}; expected one of {BACKBONES}")
+    weights, stages = TORCHVISION[spec.backbone]
+    found = spec.pretrained and local_weights_file(weights.url) is not None
+    trainable = spec.trainable_backbone_layers
+    if not found and trainable >= 0:
+        raise ValueError(f"trainable_backbone_layers applies to pretrained weights; none were found for "
+                         f"{spec.backbone} in {hub_checkpoint_dir()} (from scratch every stage trains)")
+    if trainable > stages:
+        raise ValueError(f"{spec.backbone} has {stages} backbone stages; trainable_backbone_layers {trainable} "
+                         "is too many")
+    norm = spec.norm if spec.norm != "auto" else ("frozen" if found else "bn")
+    return replace(spec, norm=norm, pretrained=found, trainable_backbone_layers=trainable if trainable >= 0 else
+                   (3 if found else stages))
+
+
+def norm_layer(kind: str) -> Callable[[int], nn.Module]:
+    """BatchNorm (trainable), FrozenBatchNorm2d (pretrained statistics kept) or GroupNorm."""
+    if kind == "frozen":
+        return FrozenBatchNorm2d
+    if kind == "gn":
+        return lambda c: nn.GroupNorm(math.gcd(32, c), c)
+    return nn.BatchNorm2d
+
+
+def _build_torchvision(spec: DetectorSpec, common: dict, notices: list[str]) -> tuple[FasterRCNN, list[str]]:
+    """torchvision's recipe: with pretrained weights FrozenBatchNorm2d in the backbone and only the last
+    ``trainable_backbone_layers`` stages (default 3) trained; from scratch trainable norms, every stage."""
+    weights_enum, stages = TORCHVISION[spec.backbone]
     local = local_weights_file(weights_enum.url) if spec.pretrained else None
+    norm = spec.norm if spec.norm != "auto" else ("frozen" if local is not None else "bn")
+    trainable = spec.trainable_backbone_layers
+    trainable = trainable if trainable >= 0 else (3 if local is not None else stages)
+    if spec.backbone == "resnet50_fpn":
+        body = resnet50(weights=None, norm_layer=norm_layer(norm))
+        backbone = _resnet_fpn_extractor(body, trainable)
+        model = FasterRCNN(backbone, spec.num_classes, **common)
+    else:
+        body = mobilenet_v3_large(weights=None, norm_layer=norm_layer(norm))
+        backbone = _mobilenet_extractor(body, True, trainable)
+        anchors = AnchorGenerator(((32, 64, 128, 256, 512),) * 3, ((0.5, 1.0, 2.0),) * 3)
+        model = FasterRCNN(backbone, spec.num_classes, rpn_anchor_generator=anchors, rpn_score_thresh=0.05, **common)
     if local is not None:
         state = torch.load(local, map_location="cpu", weights_only=True)
         state = {k: v for k, v in state.items() if not k.startswith("roi_heads.box_predictor")}
         missing, _ = model.load_state_dict(state, strict=False)
-        notices.append(f"loaded pretrained weights from {local} ({len(missing)} head tensors trained anew)")
+        notices.append(f"loaded pretrained weights from {local} ({len(missing)} head tensors trained anew); "
+                       f"backbone norm {norm}, {trainable} of {stages} stages trained")
     else:
-        notices.append(f"{spec.backbone}: no local pretrained weights found in {hub_checkpoint_dir()}; "
-                       "training from scratch")
+        notices.append(f"{spec.backbone}: no pretrained weights loaded; training from scratch (norm {norm}, "
+                       f"{trainable} of {stages} stages trained)")
     return model, notices
 
 

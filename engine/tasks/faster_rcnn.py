@@ -20,7 +20,7 @@ from engine.data.dataset import DetectionDataset, SampleRecord, collate, size_fr
 from engine.data.transforms import train_transform
 from engine.eval.detection import STAT_NAMES, ImageDetections, ImageTargets, coco_map
 from engine.jobs import CancelToken
-from engine.models.faster_rcnn import BACKBONES, DetectorSpec, build_faster_rcnn
+from engine.models.faster_rcnn import BACKBONES, DetectorSpec, build_faster_rcnn, resolve_backbone_options
 from engine.project.store import Store
 from engine.tasks.base import LabelSpace, TaskDataError
 
@@ -64,10 +64,14 @@ class FasterRCNNTask:
 
     def spec_from_data(self, cfg: TrainConfig, records: list[SampleRecord], labels: LabelSpace) -> DetectorSpec:
         min_size, max_size = size_from_data(records)
-        return DetectorSpec(backbone=cfg.backbone, num_classes=labels.num_outputs, min_size=cfg.min_size or min_size,
+        spec = DetectorSpec(backbone=cfg.backbone, num_classes=labels.num_outputs, min_size=cfg.min_size or min_size,
                             max_size=cfg.max_size or max(max_size, cfg.min_size), norm=cfg.norm,
-                            pretrained=cfg.pretrained,
+                            pretrained=cfg.pretrained, trainable_backbone_layers=cfg.trainable_backbone_layers,
                             box_batch_size_per_image=cfg.roi_samples or (128 if cfg.backbone == "tiny" else 512))
+        try:
+            return resolve_backbone_options(spec)
+        except ValueError as e:  # an option that does not apply to this backbone: refused, never ignored
+            raise TaskDataError(str(e)) from e
 
     def spec_from_dict(self, d: dict) -> DetectorSpec:
         return DetectorSpec.from_dict(d)

@@ -166,7 +166,12 @@ def train_job(config: dict, sink: Sink, cancel: CancelToken, hooks: list[Hook] |
             if labels_of(ckpt).label_map != labels.label_map:
                 raise TrainingError(f"cannot resume from {cfg.resume}: the project's categories changed since "
                                     "that checkpoint was written")
-        spec = task.spec_from_dict(ckpt["spec"]) if ckpt else task.spec_from_data(cfg, train_records, labels)
+        try:
+            spec = task.spec_from_dict(ckpt["spec"]) if ckpt else task.spec_from_data(cfg, train_records, labels)
+        except ValueError as e:  # a bad task option (e.g. in cfg.extra), TaskDataError included: one line
+            raise TrainingError(f"cannot train {task.name}: {e}") from e
+        describe_data = getattr(task, "data_notices", None)  # optional (engine.tasks.base)
+        data_notices = describe_data(train_records, labels, spec) if describe_data is not None else []
         torch.manual_seed(cfg.seed)
         model, build_notices = task.build(spec)
         notices = build_notices + notices
@@ -206,7 +211,7 @@ def train_job(config: dict, sink: Sink, cancel: CancelToken, hooks: list[Hook] |
                            total_steps=total, epochs=epochs, step=step, start_step=step, start_epoch=epoch0,
                            epoch_batches=batches0, best=best)
         state.checkpoints = {k: str(p) for k in ("best", "last") if (p := state.run_dir / f"{k}.pt").is_file()}
-        for n in notices:
+        for n in notices + data_notices:
             state.emit(Notice(n, "info"))
         state.emit(Notice(f"{task.name}: device {device}; {len(train_set)} train / {len(val_set)} val images"))
         state.emit(RunStarted(run_id, cfg.to_dict(), total, steps_per_epoch))
