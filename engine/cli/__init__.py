@@ -22,7 +22,8 @@ COMMAND_MODULES = (
     "engine.cli.analyze",
     "engine.cli.cv",
 )
-COMMANDS = ("models", "new", "demo", "info", "train", "eval", "predict", "xray", "import", "export", "analyze", "folds", "cv")
+COMMANDS = ("models", "new", "demo", "info", "train", "eval", "predict", "xray", "import", "export", "analyze",
+            "folds", "cv")
 
 
 class CliError(Exception):

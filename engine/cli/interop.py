@@ -4,7 +4,8 @@
 ``anchorlab export --format coco|voc|yolo|labelme|masks --out DIR --project P [--split S]``
 
 Both run the same job as the GUI, print the summary (imported, skipped, errors with reasons) to
-stdout and return 1 when any file failed.
+stdout and return 1 when any file failed. A flag that does not apply to the format (``--remap``
+without coco, ``--task`` without yolo, ``--names`` for coco/labelme) is refused before anything runs.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from engine.jobs import CancelToken, Job
 from engine.project.formats.common import FormatError
 from engine.project.formats.jobs import EXPORT_FORMATS, IMPORTERS, export_job, import_job
 from engine.project.store import SPLITS
+
+NAMES_FORMATS = ("yolo", "voc", "masks")  # the formats that read --names
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,6 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _import(args: argparse.Namespace) -> int:
+    if args.names and args.format not in NAMES_FORMATS:
+        raise CliError(f"--names applies to --format {', '.join(NAMES_FORMATS)} only, not {args.format} "
+                       "(its files name their classes)")
     config = {"format": args.format, "path": str(args.path), "project": str(args.project), "split": args.split,
               "images": str(args.images) if args.images else None, "replace": args.replace, "names": args.names}
     result = _run(import_job, config)
@@ -53,6 +59,10 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    if args.remap and args.format != "coco":
+        raise CliError(f"--remap applies to --format coco only, not {args.format}")
+    if args.task and args.format != "yolo":
+        raise CliError(f"--task applies to --format yolo only, not {args.format}")
     config = {"format": args.format, "out": str(args.out), "project": str(args.project), "split": args.split,
               "remap": args.remap, "task": args.task}
     result = _run(export_job, config)

@@ -1,8 +1,13 @@
-"""``anchorlab xray``: capture one image's Faster R-CNN internals into an .npz (keys: docs/xray.md)."""
+"""``anchorlab xray``: capture one image's Faster R-CNN internals into an .npz (keys: docs/xray.md).
+
+``--out`` is checked before the capture (a file in the way is named plainly); only the missing folders of
+``--out`` itself are created, and removed again if writing fails.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from pathlib import Path
 
@@ -30,11 +35,43 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_xray)
 
 
+def check_out(out: Path) -> None:
+    """``--out`` must name an .npz file; whatever is in the way (a file where a folder must be, a folder
+    where the file must be) is named plainly, before the capture runs."""
+    if out.suffix != ".npz":
+        raise CliError(f"--out {out}: the output must be an .npz file")
+    if out.is_dir():
+        raise CliError(f"--out {out}: is a folder; name the .npz file to write (e.g. {out / 'xray.npz'})")
+    for p in out.parents:
+        if p.exists():
+            if not p.is_dir():
+                raise CliError(f"--out {out}: {p} is a file, not a folder")
+            break
+
+
+def write_npz(out: Path, arrays: dict) -> None:
+    """Write atomically (temp file + rename). Creates only the missing folders of ``out`` itself, and
+    removes them again when the write fails: nothing is left behind outside what the user named."""
+    check_out(out)
+    made = [p for p in reversed(out.parents) if not p.exists()]
+    tmp = out.with_name(out.name + ".tmp.npz")
+    try:
+        for p in made:
+            p.mkdir()
+        np.savez_compressed(tmp, **arrays)
+        tmp.replace(out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        for p in reversed(made):
+            with contextlib.suppress(OSError):
+                p.rmdir()
+        raise
+
+
 def _xray(args: argparse.Namespace) -> int:
     from engine.xray.job import xray_job
 
-    if args.out.suffix != ".npz":
-        raise CliError(f"--out {args.out}: the output must be an .npz file")
+    check_out(args.out)  # before the capture: a bad --out must not cost a model run
     got: list[ArraysReady] = []
     bar = ProgressBar()
 
@@ -53,9 +90,6 @@ def _xray(args: argparse.Namespace) -> int:
     arrays = dict(got[-1].arrays)
     meta = got[-1].meta
     arrays["meta_json"] = np.asarray(json.dumps(meta, default=str))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(args.out.name + ".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    tmp.replace(args.out)
+    write_npz(args.out, arrays)
     print(json.dumps({"out": str(args.out.resolve()), **summary}))
     return 0

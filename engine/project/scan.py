@@ -69,7 +69,7 @@ def add_folder_job(config: dict, sink: Sink, cancel: CancelToken) -> dict:
     Config: ``project`` (folder), ``folder``, ``recursive`` (True), ``split`` ('train'), ``batch`` (500),
     ``hash`` (False: hashing reads every byte). Images already in the project (same relative path) are
     skipped; unreadable files are skipped and named in a Notice. Emits Progress; returns
-    ``{"added", "skipped", "unreadable", "image_ids"}``.
+    ``{"added", "skipped", "unreadable", "image_ids", "report": AddFolderReport}``.
     """
     folder = Path(config["folder"]).resolve()
     split = config.get("split", "train")
@@ -103,17 +103,44 @@ def add_folder_job(config: dict, sink: Sink, cancel: CancelToken) -> dict:
                 except ImageReadError as e:
                     bad.append(str(e))
             if len(batch) >= batch_size:
-                ids += store.add_images(batch)
+                skipped += _insert_new(store, batch, ids)
                 batch = []
             if limiter.ready():
                 sink(Progress(i + 1, len(files), os.path.basename(f)))
         if batch:
-            ids += store.add_images(batch)
+            skipped += _insert_new(store, batch, ids)
     sink(Progress(len(files), len(files), f"added {len(ids)} images"))
     if bad:
         more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
         sink(Notice(f"skipped {len(bad)} unreadable files: " + "; ".join(bad[:5]) + more, "warning"))
-    return {"added": len(ids), "skipped": skipped, "unreadable": len(bad), "image_ids": ids}
+    report = AddFolderReport(str(folder), len(ids), skipped, len(bad), ids, bad)
+    return {**report.to_dict(), "report": report}
+
+
+@dataclass(frozen=True)
+class AddFolderReport:
+    """What ``add_folder_job`` did; the job returns ``to_dict()`` plus ``"report"``: this object."""
+
+    folder: str
+    added: int
+    skipped: int  # already in the project (same relative path), also when another writer added them meanwhile
+    unreadable: int
+    image_ids: list[int]
+    problems: list[str]  # one "path: reason" per unreadable file
+
+    def to_dict(self) -> dict:
+        return {"added": self.added, "skipped": self.skipped, "unreadable": self.unreadable,
+                "image_ids": list(self.image_ids)}
+
+
+def _insert_new(store: Store, batch: list[tuple[str, int, int, str, str]], ids: list[int]) -> int:
+    """Insert the rows whose path is not in the project yet, checked and inserted in one BEGIN IMMEDIATE
+    transaction (another process adding the same folder at once cannot make duplicates); returns how many
+    were already there."""
+    with store.transaction() as c:
+        fresh = [r for r in batch if c.execute("SELECT 1 FROM images WHERE path=?", (r[0],)).fetchone() is None]
+        ids += store.add_images(fresh)
+    return len(batch) - len(fresh)
 
 
 # -- what the image list shows ----------------------------------------------------------------

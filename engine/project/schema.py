@@ -79,27 +79,42 @@ CREATE TABLE imports (
 CREATE INDEX imports_digest ON imports(digest);
 """
 
-MIGRATIONS: dict[int, str] = {0: V1, 1: V2}
+V3 = """
+ALTER TABLE annotations ADD COLUMN edited_at REAL;
+CREATE INDEX images_hash ON images(hash);
+CREATE INDEX imports_source ON imports(source);
+"""
+
+MIGRATIONS: dict[int, str] = {0: V1, 1: V2, 2: V3}
 SCHEMA_VERSION = max(MIGRATIONS) + 1
 
 
+class SchemaVersionError(RuntimeError):
+    """The database's schema version is not one this AnchorLab can use (newer, or not a number)."""
+
+
 def version_of(conn: sqlite3.Connection) -> int:
-    """The schema version stored in ``meta`` (0 for an empty database)."""
+    """The schema version stored in ``meta`` (0 for an empty database); SchemaVersionError if not a number."""
     has_meta = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
     if not has_meta:
         return 0
     row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-    return int(row[0]) if row else 0
+    if not row:
+        return 0
+    text = str(row[0]).strip()
+    if not text.isdigit():
+        raise SchemaVersionError(f"project schema version {row[0]!r:.40} is not a number")
+    return int(text)
 
 
 def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
     """Run forward migrations up to ``target`` in one transaction; returns the new version.
 
-    Raises RuntimeError for a database written by a newer AnchorLab.
+    Raises SchemaVersionError for a database written by a newer AnchorLab (or a non-numeric version).
     """
     current = version_of(conn)
     if current > SCHEMA_VERSION:
-        raise RuntimeError(f"project schema v{current} is newer than this AnchorLab (v{SCHEMA_VERSION})")
+        raise SchemaVersionError(f"project schema v{current} is newer than this AnchorLab (v{SCHEMA_VERSION})")
     if current >= target:
         return current
     conn.execute("BEGIN IMMEDIATE")
@@ -111,6 +126,7 @@ def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
         conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(target),))
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # SQLite may have rolled back already (disk full, I/O error)
+            conn.execute("ROLLBACK")
         raise
     return target

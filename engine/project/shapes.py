@@ -153,6 +153,7 @@ class Annotation:
     id: int | None = None
     created_at: float = 0.0
     updated_at: float = 0.0
+    edited_at: float | None = None  # set by in-app corrections (``Store.update_annotation``); None if never
 
     @property
     def kind(self) -> str:

@@ -12,23 +12,26 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from engine.project.schema import migrate
+from engine.project.dbfile import (  # noqa: F401  (ProjectOpenError, DiskFullError: re-exported)
+    DiskFullError,
+    ProjectOpenError,
+    StoreError,
+    attributes_json,
+    open_database,
+    write_error,
+)
 from engine.project.shapes import Annotation, Geometry, geometry_from_json
 
 DB_NAME = "anchorlab.sqlite"
 SPLITS = ("train", "val", "test", "unassigned")
 PALETTE = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6",
            "#bfef45", "#fabed4", "#469990", "#dcbeff", "#9a6324", "#800000", "#aaffc3")
-
-
-class StoreError(RuntimeError):
-    """A store operation failed; nothing was written."""
 
 
 @dataclass(frozen=True)
@@ -58,19 +61,9 @@ class Store:
     """Typed access to one project's database. Use as a context manager or call ``close``."""
 
     def __init__(self, root: str | Path, create: bool = False) -> None:
+        """Open (or with ``create`` make) the project; ProjectOpenError for a file that is not a healthy project."""
         self.root = Path(root).resolve()
-        db = self.root / DB_NAME
-        if not db.exists() and not create:
-            raise StoreError(f"no AnchorLab project at {self.root} (missing {DB_NAME})")
-        self.root.mkdir(parents=True, exist_ok=True)
-        try:
-            self.conn = sqlite3.connect(db, isolation_level=None, timeout=30.0)
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA foreign_keys=ON")
-            self.conn.execute("PRAGMA synchronous=NORMAL")
-            migrate(self.conn)
-        except sqlite3.DatabaseError as e:
-            raise StoreError(f"cannot open project database {db}: {e}") from e
+        self.conn = open_database(self.root / DB_NAME, create)
         self._depth = 0
 
     @classmethod
@@ -100,15 +93,17 @@ class Store:
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as e:
-            raise StoreError(f"cannot write to {self.root / DB_NAME}: {e}") from e
+            raise write_error(e, self.root / DB_NAME, "cannot write") from e
         self._depth = 1
         try:
             yield self.conn
             self.conn.execute("COMMIT")
         except BaseException as e:
-            self.conn.execute("ROLLBACK")
+            if self.conn.in_transaction:  # SQLite rolls back by itself on a full disk or an I/O error
+                with suppress(sqlite3.Error):
+                    self.conn.execute("ROLLBACK")
             if isinstance(e, sqlite3.Error):
-                raise StoreError(f"write failed, nothing saved: {e}") from e
+                raise write_error(e, self.root / DB_NAME) from e
             raise
         finally:
             self._depth = 0
@@ -227,7 +222,8 @@ class Store:
         """Move every annotation of ``source`` to ``target`` and delete ``source``; returns moved ids."""
         with self.transaction() as c:
             ids = [r[0] for r in c.execute("SELECT id FROM annotations WHERE category_id=?", (source_id,))]
-            c.execute("UPDATE annotations SET category_id=? WHERE category_id=?", (target_id, source_id))
+            c.execute("UPDATE annotations SET category_id=?, edited_at=? WHERE category_id=?",
+                      (target_id, time.time(), source_id))
             c.execute("DELETE FROM categories WHERE id=?", (source_id,))
         return ids
 
@@ -241,11 +237,11 @@ class Store:
                 x1, y1, x2, y2 = (float(v) for v in a.bbox())
                 cur = c.execute(
                     "INSERT INTO annotations(id, image_id, category_id, kind, geometry, x1, y1, x2, y2, "
-                    "provenance, score, group_id, attributes, created_at, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "provenance, score, group_id, attributes, created_at, updated_at, edited_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (a.id, a.image_id, a.category_id, a.kind, json.dumps(a.geometry.to_json()),
-                     x1, y1, x2, y2, a.provenance, a.score, a.group_id, json.dumps(a.attributes),
-                     a.created_at or now, now))
+                     x1, y1, x2, y2, a.provenance, a.score, a.group_id, attributes_json(a.attributes),
+                     a.created_at or now, now, a.edited_at))
                 ids.append(int(cur.lastrowid))
         return ids
 
@@ -254,19 +250,22 @@ class Store:
 
     def update_annotation(self, ann_id: int, geometry: Geometry | None = None,
                           category_id: int | None = None, attributes: dict | None = None) -> None:
+        """An in-app correction: also sets ``edited_at``, so a re-import with replace keeps it."""
+        now = time.time()
         with self.transaction() as c:
             if geometry is not None:
                 x1, y1, x2, y2 = (float(v) for v in geometry.bbox())
                 cur = c.execute("UPDATE annotations SET kind=?, geometry=?, x1=?, y1=?, x2=?, y2=?, "
-                                "updated_at=? WHERE id=?", (geometry.kind, json.dumps(geometry.to_json()),
-                                                            x1, y1, x2, y2, time.time(), ann_id))
+                                "updated_at=?, edited_at=? WHERE id=?",
+                                (geometry.kind, json.dumps(geometry.to_json()), x1, y1, x2, y2, now, now, ann_id))
                 if cur.rowcount != 1:
                     raise StoreError(f"no annotation with id {ann_id}")
             if category_id is not None:
-                c.execute("UPDATE annotations SET category_id=?, updated_at=? WHERE id=?",
-                          (category_id, time.time(), ann_id))
+                c.execute("UPDATE annotations SET category_id=?, updated_at=?, edited_at=? WHERE id=?",
+                          (category_id, now, now, ann_id))
             if attributes is not None:
-                c.execute("UPDATE annotations SET attributes=? WHERE id=?", (json.dumps(attributes), ann_id))
+                c.execute("UPDATE annotations SET attributes=?, edited_at=? WHERE id=?",
+                          (attributes_json(attributes), now, ann_id))
 
     def delete_annotations(self, ann_ids: Iterable[int]) -> list[Annotation]:
         """Delete and return the deleted annotations (re-add them to undo)."""
@@ -305,10 +304,10 @@ class Store:
     def _select(self, where: str, args: tuple) -> list[Annotation]:
         rows = self.conn.execute(
             "SELECT a.id, a.image_id, a.category_id, a.kind, a.geometry, a.provenance, a.score, a.group_id, "
-            f"a.attributes, a.created_at, a.updated_at FROM annotations a {where} ORDER BY a.id", args)
+            f"a.attributes, a.created_at, a.updated_at, a.edited_at FROM annotations a {where} ORDER BY a.id", args)
         return [Annotation(image_id=r[1], category_id=r[2], geometry=geometry_from_json(r[3], r[4]),
                            provenance=r[5], score=r[6], group_id=r[7], attributes=json.loads(r[8]),
-                           id=r[0], created_at=r[9], updated_at=r[10]) for r in rows]
+                           id=r[0], created_at=r[9], updated_at=r[10], edited_at=r[11]) for r in rows]
 
     # -- image tags ---------------------------------------------------------------------------
     def add_tag(self, name: str) -> Tag:

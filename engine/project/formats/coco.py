@@ -45,12 +45,15 @@ from .common import (
     image_file,
     inside,
     integer,
+    json_safe,
+    load_json,
     never_cancel,
     no_progress,
+    plain_attributes,
     read_text,
     split_name,
 )
-from .exporting import ObjectOut, copy_image, export_images, objects, prepare_out, unique_names
+from .exporting import ObjectOut, copy_image, export_images, finish_out, objects, prepare_out, unique_names
 from .session import ImportSession
 
 
@@ -75,10 +78,7 @@ def import_coco(store: Store, path: str | Path, options: ImportOptions | None = 
 
 def parse_coco(file: Path, session: ImportSession) -> Unit:
     raw = file.read_bytes()
-    try:
-        data = json.loads(read_text(file))
-    except json.JSONDecodeError as e:
-        raise FormatError(f"bad JSON: {e}") from e
+    data = load_json(read_text(file))
     if not isinstance(data, dict):
         raise FormatError("expected a JSON object with 'images', 'annotations' and 'categories'")
     for key in ("images", "annotations", "categories"):
@@ -178,7 +178,7 @@ def _shapes(a: dict, category: str, img: ParsedImage, what: str, warn: Callable[
     if crowd:
         attrs["iscrowd"] = 1
     if isinstance(a.get("attributes"), dict):
-        attrs.update(a["attributes"])
+        attrs.update(plain_attributes(a["attributes"], what))
     score = None if a.get("score") is None else float(finite(a["score"], f"{what}.score"))
     out: list[ParsedShape] = []
     seg = a.get("segmentation")
@@ -212,6 +212,10 @@ def _rle(seg: dict, img: ParsedImage, what: str) -> Mask:
     h, w = integer(size[0], f"{what}.size[0]"), integer(size[1], f"{what}.size[1]")
     if (h, w) != (img.height, img.width):
         raise FormatError(f"{what}: RLE size {w}x{h} does not match the {img.width}x{img.height} image")
+    runs = [integer(c, f"{what}.segmentation.counts[{k}]", 0) for k, c in enumerate(counts)] \
+        if isinstance(counts, list) else rle_counts(counts, what)
+    if sum(runs) != h * w:
+        raise FormatError(f"{what}: invalid RLE: its counts cover {sum(runs)} pixels, the {w}x{h} mask has {h * w}")
     try:
         rle = mask_utils.frPyObjects(seg, h, w) if isinstance(counts, list) else {"size": [h, w],
                                                                                   "counts": counts.encode()}
@@ -219,6 +223,34 @@ def _rle(seg: dict, img: ParsedImage, what: str) -> Mask:
     except Exception as e:
         raise FormatError(f"{what}: invalid RLE ({e})") from e
     return Mask.from_array(m)
+
+
+def rle_counts(counts: str, what: str) -> list[int]:
+    """The run lengths of a compressed COCO RLE string (pycocotools' ``rleFrString``), checked:
+    FormatError for a character outside the alphabet, a truncated value or a negative run."""
+    out: list[int] = []
+    p, n = 0, len(counts)
+    while p < n:
+        x = k = 0
+        more = True
+        while more:
+            if p >= n:
+                raise FormatError(f"{what}: invalid RLE: the counts string ends inside a value")
+            c = ord(counts[p]) - 48
+            if not 0 <= c < 64:
+                raise FormatError(f"{what}: invalid RLE: character {counts[p]!r} is not in the RLE alphabet")
+            x |= (c & 0x1F) << (5 * k)
+            more = bool(c & 0x20)
+            p += 1
+            k += 1
+            if not more and c & 0x10:
+                x |= -1 << (5 * k)
+        if len(out) > 2:
+            x += out[-2]
+        if x < 0:
+            raise FormatError(f"{what}: invalid RLE: run {len(out)} is negative ({x})")
+        out.append(x)
+    return out
 
 
 # -- export -------------------------------------------------------------------------------------
@@ -252,12 +284,16 @@ def export_coco(store: Store, out: str | Path, split: str | None = None, remap: 
                                                           rec.height, rec.width))
         rel = f"annotations/instances_{sp}.json"
         (out / "annotations").mkdir(exist_ok=True)
-        (out / rel).write_text(json.dumps(doc), encoding="utf-8")
+        doc, bad = json_safe(doc)
+        if bad:
+            report.warnings.append((rel, f"{bad} NaN/Infinity value(s) written as null (JSON has no NaN)"))
+        (out / rel).write_text(json.dumps(doc, allow_nan=False), encoding="utf-8")
         report.files.append(rel)
         report.images += len(doc["images"])
         report.annotations += len(doc["annotations"])
     report.files += [f"images/{names[r.id]}" for r in all_images if (out / "images" / names[r.id]).is_file()]
     progress(len(all_images), len(all_images), "done")
+    finish_out(out)
     return report
 
 

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import math
+import unicodedata
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -51,6 +54,7 @@ class ImportReport:
     warnings: list[tuple[str, str]] = field(default_factory=list)
     images: int = 0  # image rows added to the project
     annotations: int = 0  # annotation rows added
+    kept: int = 0  # with replace: annotations of an earlier import kept because they were edited in the app
     cancelled: bool = False
 
     @property
@@ -66,6 +70,7 @@ class ImportReport:
     def summary(self) -> str:
         head = (f"{self.format} import from {self.source}: {len(self.imported)} file(s) imported "
                 f"({self.images} images, {self.annotations} annotations), {len(self.skipped)} skipped, "
+                + (f"{self.kept} edited annotation(s) kept, " if self.kept else "") +
                 f"{len(self.errors)} error(s), {len(self.warnings)} warning(s)"
                 + (" - cancelled" if self.cancelled else ""))
         return "\n".join([head, *_lines("skipped", self.skipped), *_lines("error", self.errors),
@@ -157,9 +162,12 @@ class Unit:
 
 # -- validation helpers ------------------------------------------------------------------------
 def finite(values: object, what: str) -> np.ndarray:
-    """``values`` as float64 array; FormatError if not numbers or not finite."""
+    """``values`` as float64 array; FormatError if not numbers (strings and booleans too) or not finite."""
     try:
-        a = np.asarray(values, dtype=np.float64)
+        raw = np.asarray(values)
+        if raw.size and raw.dtype.kind not in "iuf":
+            raise FormatError(f"{what}: expected numbers, got {values!r:.80}")
+        a = raw.astype(np.float64)
     except (TypeError, ValueError) as e:
         raise FormatError(f"{what}: expected numbers, got {values!r:.80}") from e
     if a.dtype == object or not np.all(np.isfinite(a)):
@@ -183,6 +191,60 @@ def integer(value: object, what: str, minimum: int | None = None) -> int:
     if minimum is not None and value < minimum:
         raise FormatError(f"{what}: must be >= {minimum}, got {value}")
     return value
+
+
+def load_json(text: str) -> object:
+    """Parsed JSON, or FormatError. ``NaN``/``Infinity`` parse (as Python's json does): coordinates are then
+    refused by ``finite``, attributes by ``plain_attributes``."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise FormatError(f"bad JSON: {e}") from e
+
+
+def plain_attributes(attrs: dict, what: str) -> dict:
+    """``attrs`` if it holds no NaN/Infinity (they would make every JSON export invalid), else FormatError."""
+    _, bad = json_safe(attrs)
+    if bad:
+        raise FormatError(f"{what}: attributes hold {bad} NaN/Infinity value(s); only finite numbers are valid JSON")
+    return attrs
+
+
+def json_safe(value: object) -> tuple[object, int]:
+    """(``value`` with every non-finite float replaced by None, how many were replaced): always valid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None, 1
+    if isinstance(value, dict):
+        out, n = {}, 0
+        for k, v in value.items():
+            out[k], m = json_safe(v)
+            n += m
+        return out, n
+    if isinstance(value, list | tuple):
+        items = [json_safe(v) for v in value]
+        return [v for v, _ in items], sum(m for _, m in items)
+    return value, 0
+
+
+def check_names(names: list[str], fmt: str) -> None:
+    """Refuse category names a line-based or XML format cannot hold (control characters, line breaks)."""
+    for n in names:
+        bad = next((ch for ch in n if unicodedata.category(ch) in ("Cc", "Cs")), None)
+        if bad is not None:
+            raise FormatError(f"category {n!r} contains the control character U+{ord(bad):04X}, which {fmt} "
+                              "cannot hold; rename the category first")
+
+
+def warning_text(w: warnings.WarningMessage) -> str:
+    """A library warning (Pillow, numpy) in our words: which library, what it means."""
+    msg = str(w.message).strip().splitlines()[0] if str(w.message).strip() else w.category.__name__
+    lib = (getattr(w, "filename", "") or "").replace("\\", "/")
+    origin = "Pillow" if "/PIL/" in lib else "numpy" if "/numpy/" in lib else "a library"
+    if w.category.__name__ == "DecompressionBombWarning":
+        return f"the image is very large and needs a lot of memory to decode ({msg})"
+    if issubclass(w.category, RuntimeWarning) and origin == "numpy":
+        return f"a computation produced invalid numbers ({msg}); check the values in this file"
+    return f"{origin} warned while reading it: {msg}"
 
 
 def clip_box(xyxy: np.ndarray, width: int, height: int, warn: Callable[[str], None],

@@ -21,6 +21,8 @@ from engine.project.store import ImageRecord, Store
 
 from .common import CancelCheck, ExportReport, FormatError, Progress, inside
 
+INCOMPLETE = ".anchorlab-export-incomplete"
+
 
 @dataclass
 class ObjectOut:
@@ -68,14 +70,37 @@ def objects(anns: list[Annotation]) -> list[ObjectOut]:
 
 
 def prepare_out(out: str | Path, project_root: Path) -> Path:
-    """Create the output folder; refuse a non-empty one or the project folder itself."""
+    """Create the output folder; refuse a non-empty one or the project folder itself.
+
+    The folder holds ``INCOMPLETE`` until the exporter calls ``finish_out``: a folder left by an export
+    that failed (disk full) or was killed is recognised by it and emptied for the retry.
+    """
     out = Path(out).resolve()
     if out == project_root.resolve() or inside(project_root, out):
         raise FormatError(f"refusing to export into {out}: it contains the project")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FormatError(f"refusing to overwrite: {out} exists and is not an empty folder")
+    if out.exists() and not out.is_dir():
+        raise FormatError(f"refusing to overwrite: {out} exists and is a file, not a folder")
+    if out.exists() and any(out.iterdir()):
+        if not (out / INCOMPLETE).is_file():
+            raise FormatError(f"refusing to overwrite: {out} exists and is not an empty folder")
+        clear_out(out)  # our own unfinished export: start again
     out.mkdir(parents=True, exist_ok=True)
+    (out / INCOMPLETE).write_text("an AnchorLab export was writing here and did not finish\n", encoding="utf-8")
     return out
+
+
+def finish_out(out: Path) -> None:
+    """Mark an export folder complete (removes the ``INCOMPLETE`` marker)."""
+    (out / INCOMPLETE).unlink(missing_ok=True)
+
+
+def clear_out(out: Path) -> None:
+    """Empty an export folder that ``prepare_out`` made (its contents are all ours)."""
+    for p in out.iterdir():
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
 
 
 def export_images(store: Store, split: str | None) -> list[ImageRecord]:

@@ -5,12 +5,16 @@ optional ``split``, ``images`` (extra image folder), ``replace`` (re-import file
 ``names`` (class names, a list or a classes file). ``export_job`` config: ``format`` (also
 ``masks``), ``out``, ``project``, optional ``split``, ``remap`` (COCO ids 1..K), ``task`` (YOLO
 detect | segment). Both emit ``Progress`` events, stop between files when cancelled, and return
-the report as a dict (``ok`` false when any file failed). A refused input (no such folder, an
-output folder that is not empty) raises ``FormatError`` with the reason.
+a dict: the report's fields (``ok`` false when any file failed, ``summary``) for the existing GUI
+code, and ``report``: the typed ``ImportReport`` / ``ExportReport`` itself (read this one in new
+code). A refused input (no such folder, an output folder that is not empty) raises ``FormatError``
+with the reason. An export that fails (disk full) removes what it wrote, so a retry can use the folder.
 """
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from engine.events import Notice, Progress
@@ -18,8 +22,9 @@ from engine.jobs import CancelToken, RateLimiter, Sink
 from engine.project.store import SPLITS, Store
 
 from .coco import export_coco, import_coco
-from .common import FormatError, ImportOptions
+from .common import ExportReport, FormatError, ImportOptions
 from .common import Progress as Progress_
+from .exporting import INCOMPLETE, clear_out
 from .labelme import export_labelme, import_labelme
 from .masks import export_masks, import_class_maps, read_names
 from .voc import export_voc, import_voc
@@ -66,7 +71,7 @@ def import_job(config: dict, sink: Sink, cancel: CancelToken) -> dict:
                                 lambda: cancel.cancelled)
     if report.errors:
         sink(Notice(f"{len(report.errors)} file(s) could not be imported", "warning"))
-    return {**report.to_dict(), "ok": report.ok, "summary": report.summary()}
+    return {**report.to_dict(), "ok": report.ok, "summary": report.summary(), "report": report}
 
 
 def export_job(config: dict, sink: Sink, cancel: CancelToken) -> dict:
@@ -77,15 +82,30 @@ def export_job(config: dict, sink: Sink, cancel: CancelToken) -> dict:
     out, split = Path(config["out"]), config.get("split") or None
     if split is not None and split not in SPLITS:
         raise FormatError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
-    with Store(config["project"]) as store:
-        if fmt == "coco":
-            report = export_coco(store, out, split, bool(config.get("remap")), progress, cancelled)
-        elif fmt == "voc":
-            report = export_voc(store, out, split, progress, cancelled)
-        elif fmt == "yolo":
-            report = export_yolo(store, out, split, config.get("task") or None, progress, cancelled)
-        elif fmt == "labelme":
-            report = export_labelme(store, out, split, progress, cancelled)
-        else:
-            report = export_masks(store, out, split, progress, cancelled)
-    return {**report.to_dict(), "ok": report.ok, "summary": report.summary()}
+    existed = out.exists()
+    try:
+        with Store(config["project"]) as store:
+            report = _export(fmt, store, out, split, config, progress, cancelled)
+    except BaseException:
+        if out.is_dir() and (out / INCOMPLETE).is_file():  # ours and unfinished: leave nothing half-written
+            if existed:
+                clear_out(out)
+            else:
+                shutil.rmtree(out)
+        raise
+    return {**report.to_dict(), "ok": report.ok, "summary": report.summary(), "report": report}
+
+
+def _export(fmt: str, store: Store, out: Path, split: str | None, config: dict, progress: Progress_,
+            cancelled: Callable[[], bool]) -> ExportReport:
+    if fmt == "coco":
+        report = export_coco(store, out, split, bool(config.get("remap")), progress, cancelled)
+    elif fmt == "voc":
+        report = export_voc(store, out, split, progress, cancelled)
+    elif fmt == "yolo":
+        report = export_yolo(store, out, split, config.get("task") or None, progress, cancelled)
+    elif fmt == "labelme":
+        report = export_labelme(store, out, split, progress, cancelled)
+    else:
+        report = export_masks(store, out, split, progress, cancelled)
+    return report

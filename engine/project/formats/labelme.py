@@ -52,12 +52,15 @@ from .common import (
     image_file,
     inside,
     integer,
+    json_safe,
+    load_json,
     never_cancel,
     no_progress,
     number,
+    plain_attributes,
     read_text,
 )
-from .exporting import copy_image, export_images, prepare_out, walk
+from .exporting import copy_image, export_images, finish_out, prepare_out, walk
 from .session import ImportSession
 
 SCHEMA_VERSION = "5.7.0"  # the labelme file schema we read and write
@@ -83,10 +86,7 @@ def import_labelme(store: Store, path: str | Path, options: ImportOptions | None
 
 def parse_labelme(file: Path, session: ImportSession) -> Unit:
     raw = file.read_bytes()
-    try:
-        data = json.loads(read_text(file))
-    except json.JSONDecodeError as e:
-        raise FormatError(f"bad JSON: {e}") from e
+    data = load_json(read_text(file))
     if not isinstance(data, dict):
         raise FormatError("expected a JSON object (a labelme file)")
     for key in ("shapes", "imagePath"):
@@ -185,7 +185,8 @@ def _shape(s: object, k: int, img: ParsedImage, warn: Callable[[str], None]) -> 
         if s.get(key) is not None and not isinstance(s[key], dict):
             raise FormatError(f"{what}.{key}: expected an object")
     score = None if s.get("score") is None else number(s["score"], f"{what}.score")
-    attrs = {key: v for key, v in s.items() if key not in CORE_KEYS and v not in (None, "", [], {})}
+    attrs = plain_attributes({key: v for key, v in s.items() if key not in CORE_KEYS and v not in (None, "", [], {})},
+                             what)
     group = None if gid is None else (label, gid)
     w, h = img.width, img.height
     if stype == "rectangle":
@@ -288,11 +289,17 @@ def export_labelme(store: Store, out: str | Path, split: str | None = None, prog
         doc = {"version": SCHEMA_VERSION, "flags": {t.name: t.id in on for t in tags}, "shapes": shapes,
                "imagePath": Path(name).name, "imageData": None, "imageHeight": rec.height, "imageWidth": rec.width}
         stem = Path(name).stem
-        (out / f"{stem}.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False), encoding="utf-8")
+        doc, bad = json_safe(doc)
+        if bad:
+            report.warnings.append((rec.path, f"{bad} NaN/Infinity value(s) written as null (JSON has no NaN)"))
+        (out / f"{stem}.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False),
+                                          encoding="utf-8")
         report.files += [name, f"{stem}.json"]
         report.images += 1
         report.annotations += len(shapes)
     progress(len(images), len(images), "done")
+    if not report.cancelled:
+        finish_out(out)
     return report
 
 

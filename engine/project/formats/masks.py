@@ -35,13 +35,14 @@ from .common import (
     ParsedShape,
     Progress,
     Unit,
+    check_names,
     digest,
     image_file,
     never_cancel,
     no_progress,
     read_text,
 )
-from .exporting import ObjectOut, copy_image, export_images, objects, prepare_out, walk
+from .exporting import ObjectOut, copy_image, export_images, finish_out, objects, prepare_out, walk
 from .session import ImportSession
 
 VOID = 255
@@ -134,9 +135,10 @@ def read_names(path: Path) -> list[str]:
 
 def export_masks(store: Store, out: str | Path, split: str | None = None, progress: Progress = no_progress,
                  cancelled: CancelCheck = never_cancel) -> ExportReport:
+    cats = store.categories()
+    check_names([c.name for c in cats], "labels.txt")  # one name per line: refused before anything is written
     out = prepare_out(out, store.root)
     report = ExportReport("masks", str(out))
-    cats = store.categories()
     if len(cats) > 254:
         raise FormatError(f"{len(cats)} categories do not fit an 8-bit class map (254 at most)")
     class_index = {c.id: i + 1 for i, c in enumerate(cats)}
@@ -162,6 +164,8 @@ def export_masks(store: Store, out: str | Path, split: str | None = None, progre
         if boxes_only:
             report.warnings.append((rec.path, f"{boxes_only} box-only object(s) have no pixels; not in the maps"))
     progress(len(images), len(images), "done")
+    if not report.cancelled:
+        finish_out(out)
     return report
 
 

@@ -31,6 +31,7 @@ from .common import (
     ParsedShape,
     Progress,
     Unit,
+    check_names,
     clip_box,
     digest,
     finite,
@@ -41,7 +42,7 @@ from .common import (
     read_text,
     split_name,
 )
-from .exporting import copy_image, export_images, fmt_num, objects, prepare_out, walk
+from .exporting import copy_image, export_images, finish_out, fmt_num, objects, prepare_out, walk
 from .masks import BACKGROUND, VOID, declared, draw_maps, read_index_png, read_names, values_present, write_index_png
 from .session import ImportSession
 
@@ -205,9 +206,10 @@ def _segmentation(png: Path, folder: str, img: ParsedImage, objs: list, names: l
 # -- export -------------------------------------------------------------------------------------
 def export_voc(store: Store, out: str | Path, split: str | None = None, progress: Progress = no_progress,
                cancelled: CancelCheck = never_cancel) -> ExportReport:
+    cats = store.categories()
+    check_names([c.name for c in cats], "VOC XML (and labels.txt)")  # refused before anything is written
     out = prepare_out(out, store.root)
     report = ExportReport("voc", str(out))
-    cats = store.categories()
     if len(cats) > 254:
         raise FormatError(f"{len(cats)} categories do not fit VOC's 8-bit class maps (254 at most)")
     cat_name = {c.id: c.name for c in cats}
@@ -228,7 +230,11 @@ def export_voc(store: Store, out: str | Path, split: str | None = None, progress
             report.warnings.append((rec.path, f"{len(objs)} objects do not fit an 8-bit object map; "
                                               "segmentation not written"))
             segmented = False
-        xml = _xml(name, rec.width, rec.height, objs, cat_name, segmented)
+        try:
+            xml = _xml(name, rec.width, rec.height, objs, cat_name, segmented)
+        except FormatError as e:
+            report.errors.append((rec.path, f"not exported: {e}"))
+            continue
         (out / "Annotations").mkdir(exist_ok=True)
         (out / "Annotations" / f"{stem}.xml").write_bytes(xml)
         report.files += [f"JPEGImages/{name}", f"Annotations/{stem}.xml"]
@@ -251,13 +257,15 @@ def export_voc(store: Store, out: str | Path, split: str | None = None, progress
     if rasterised:
         report.warnings.append(("SegmentationObject", f"{rasterised} polygon object(s) written as pixel masks"))
     progress(len(images), len(images), "done")
+    if not report.cancelled:
+        finish_out(out)
     return report
 
 
 def _xml(filename: str, width: int, height: int, objs: list, cat_name: dict[int, str], segmented: bool) -> bytes:
     ann = ET.Element("annotation")
     ET.SubElement(ann, "folder").text = "JPEGImages"
-    ET.SubElement(ann, "filename").text = filename
+    ET.SubElement(ann, "filename").text = _xml_text(filename, "file name")
     size = ET.SubElement(ann, "size")
     for k, v in (("width", width), ("height", height), ("depth", 3)):
         ET.SubElement(size, k).text = str(v)
@@ -265,7 +273,7 @@ def _xml(filename: str, width: int, height: int, objs: list, cat_name: dict[int,
     for ob in objs:
         el = ET.SubElement(ann, "object")
         ET.SubElement(el, "name").text = cat_name[ob.category_id]
-        ET.SubElement(el, "pose").text = str(ob.attributes.get("pose", "Unspecified"))
+        ET.SubElement(el, "pose").text = _xml_text(str(ob.attributes.get("pose", "Unspecified")), "pose")
         for k in FLAGS:
             if k != "occluded" or k in ob.attributes:
                 ET.SubElement(el, k).text = "1" if ob.attributes.get(k) else "0"
@@ -274,3 +282,12 @@ def _xml(filename: str, width: int, height: int, objs: list, cat_name: dict[int,
             ET.SubElement(bb, k).text = fmt_num(v)
     ET.indent(ann)
     return ET.tostring(ann, encoding="utf-8", xml_declaration=True)
+
+
+def _xml_text(text: str, what: str) -> str:
+    """``text`` if XML 1.0 can hold it (no control characters but tab/newline/CR), else FormatError."""
+    bad = next((ch for ch in text if (ord(ch) < 32 and ch not in "\t\n\r") or 0xD800 <= ord(ch) <= 0xDFFF
+                or ord(ch) in (0xFFFE, 0xFFFF)), None)
+    if bad is not None:
+        raise FormatError(f"{what} {text!r} contains the character U+{ord(bad):04X}, which XML cannot hold")
+    return text

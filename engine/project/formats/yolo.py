@@ -45,7 +45,7 @@ from .common import (
     relative_name,
     split_name,
 )
-from .exporting import ObjectOut, copy_image, export_images, mask_to_polygons, objects, prepare_out, walk
+from .exporting import ObjectOut, copy_image, export_images, finish_out, mask_to_polygons, objects, prepare_out, walk
 from .masks import find_by_stem
 from .session import ImportSession
 
@@ -64,20 +64,53 @@ def import_yolo(store: Store, path: str | Path, options: ImportOptions | None = 
                                                  if (path / n).is_file()), None)
     cfg = _read_yaml(cfg_file) if cfg_file else {}
     base = cfg_file.parent if cfg_file else path
-    root = Path(cfg["path"]) if isinstance(cfg.get("path"), str) else base
-    root = root if root.is_absolute() else (base / root)
-    if not root.is_dir():
-        root = base  # the folder was moved since data.yaml was written
+    root = _dataset_root(cfg, base, options)
     names = options.names or _names(cfg, cfg_file) or _classes_txt(root)
     if not names:
         raise FormatError(f"no class names: need 'names' in data.yaml, a classes.txt in {root}, or names passed in")
     session = ImportSession(store, "yolo", root, options, progress, cancelled)
     if cfg_file and _split_keys(cfg):
         pairs = _layout_pairs(cfg, root, lambda m: session.warn(cfg_file, m))
+        _check_shared(pairs, options)
     else:
         pairs = _flat_pairs(root)
     table = {f: (img, sp) for f, img, sp in pairs}
     return session.run(list(table), lambda f: parse_labels(f, *table[f], names, root, options, session))
+
+
+def _dataset_root(cfg: dict, base: Path, options: ImportOptions) -> Path:
+    """The folder ``path:`` names, resolved; refused when it lies outside the folder of data.yaml and
+    outside ``--images`` (``path: /etc`` must never scan /etc). A ``path:`` that no longer exists (the
+    dataset was moved since data.yaml was written) falls back to the folder of data.yaml."""
+    value = cfg.get("path")
+    if value is None or value == "":
+        return base
+    if not isinstance(value, str):
+        raise FormatError(f"data.yaml: 'path' must be a folder name, got {type(value).__name__}")
+    root = Path(value).expanduser()
+    root = (root if root.is_absolute() else base / root).resolve()
+    if not root.is_dir():
+        return base
+    allowed = [base] + ([options.images] if options.images else [])
+    if not any(inside(root, a) for a in allowed):
+        raise FormatError(f"data.yaml: path {value!r} lies outside the dataset folder {base.resolve()}; refusing "
+                          f"to read images there (pass --images {root} to allow it)")
+    return root
+
+
+def _check_shared(pairs: list[tuple[Path, Path | None, str | None]], options: ImportOptions) -> None:
+    """Refuse splits that share images (``train`` and ``val`` naming one folder) unless ``--split`` puts every
+    image in one split anyway: evaluation would silently measure training images."""
+    if options.split:
+        return
+    first: dict[Path, str | None] = {}
+    for _, img, split in pairs:
+        if img is None:
+            continue
+        seen = first.setdefault(img, split)
+        if seen != split:
+            raise FormatError(f"data.yaml: {seen} and {split} share images (e.g. {img.name}); a split must not "
+                              "contain another split's images (give each its own folder, or pass --split)")
 
 
 def _read_yaml(f: Path) -> dict:
@@ -166,7 +199,9 @@ def _flat_pairs(root: Path) -> list[tuple[Path, Path | None, str | None]]:
 def parse_labels(file: Path, image: Path | None, split: str | None, names: list[str], root: Path,
                  options: ImportOptions, session: ImportSession) -> Unit:
     if image is None:  # flat layout: find the image by the label file's stem
-        roots = [r for r in (options.images, root / "images", root, file.parent.parent, file.parent) if r]
+        allowed = [root] + ([options.images] if options.images else [])
+        roots = [r for r in (options.images, root / "images", root, file.parent.parent, file.parent)
+                 if r and any(inside(r, a) for a in allowed)]  # never look beside the dataset folder
         found = find_by_stem(file.stem, roots)
         if found is None:
             raise FormatError(f"image not found: no image named {file.stem}.* in {', '.join(map(str, roots))}")
@@ -252,6 +287,8 @@ def export_yolo(store: Store, out: str | Path, split: str | None = None, task: s
     (out / "data.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True), encoding="utf-8")
     report.files.append("data.yaml")
     progress(len(images), len(images), "done")
+    if not report.cancelled:
+        finish_out(out)
     return report
 
 
