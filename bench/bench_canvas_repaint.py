@@ -26,7 +26,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from engine.project.shapes import Annotation, Polygon  # noqa: E402
 from engine.project.store import Store  # noqa: E402
-from gui.testing import click, drag, vp  # noqa: E402
+from gui.canvas.testing import click, drag, vp  # noqa: E402
 
 W, H = 1600, 1200
 FRAMES = 10

@@ -38,7 +38,7 @@ import torch  # noqa: E402
 
 
 def make_config(project: Path, steps: int, threads: int) -> dict:
-    from engine.train.config import TrainConfig
+    from engine.config import TrainConfig
 
     return TrainConfig(project=str(project), backbone="tiny", pretrained=False, device="cpu", batch_size=2,
                        epochs=1000, max_steps=steps, max_images=16, val_split="", warmup_steps=5, lr=0.005,

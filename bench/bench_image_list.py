@@ -42,8 +42,8 @@ def build(root: Path, n: int) -> None:
 def measure(root: Path) -> dict[str, float]:
     from PySide6.QtWidgets import QApplication
 
-    from gui.panels.image_filter import ImageFilter
-    from gui.panels.images import ImageListPanel
+    from gui.images.filter import ImageFilter
+    from gui.images.panel import ImageListPanel
 
     app = QApplication.instance() or QApplication([])
     panel = ImageListPanel()
@@ -67,7 +67,7 @@ def measure(root: Path) -> dict[str, float]:
     t_filter = time.perf_counter() - t0
     panel.set_filter(ImageFilter())
     assert panel.thumbnails is not None
-    panel.thumbnails.pool.wait(30)
+    panel.thumbnails.wait(30)
     panel.close()
     return {"load": t_load, "frame": t_frame, "filter": t_filter}
 

@@ -30,7 +30,7 @@ def main() -> None:
     from PySide6.QtWidgets import QApplication
 
     from engine.project.scan import add_folder_job
-    from gui.panels.images import ImageListPanel
+    from gui.images.panel import ImageListPanel
 
     app = QApplication.instance() or QApplication([])
     with tempfile.TemporaryDirectory() as tmp:

@@ -22,8 +22,8 @@ import numpy as np  # noqa: E402
 from PySide6.QtCore import QCoreApplication  # noqa: E402
 
 from engine.project.store import Store  # noqa: E402
-from gui.commands import CommandRunner  # noqa: E402
-from gui.stroke_command import PaintStroke, stroke_command  # noqa: E402
+from gui.labeling.commands import CommandRunner  # noqa: E402
+from gui.labeling.stroke_command import PaintStroke, stroke_command  # noqa: E402
 
 W, H = 4000, 3000
 TARGET_MB = 200.0

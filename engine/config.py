@@ -18,7 +18,15 @@ from typing import Literal, get_args, get_type_hints
 Optimizer = Literal["sgd", "adamw"]
 Norm = Literal["auto", "bn", "frozen", "gn"]
 Schedule = Literal["cosine", "step", "constant"]
+RpnLoss = Literal["ce", "focal"]
+RoiLoss = Literal["ce", "focal", "ohem"]
 Device = str  # auto | cpu | cuda | cuda:N | mps (checked by engine.device.select_device)
+
+
+# Options only some model families read; a task lists the ones it reads in ``Task.options`` and the
+# training job refuses a non-default value of any other (never silently ignored).
+MODEL_OPTIONS = ("roi_samples", "rpn_loss", "roi_loss", "ohem_k", "focal_alpha", "focal_gamma", "box_loss_beta",
+                 "trainable_backbone_layers")
 
 
 class ConfigError(ValueError):
@@ -37,7 +45,7 @@ class TrainConfig:
     val_split: str = "val"
     train_ids: list[int] = field(default_factory=list)  # explicit image ids; override train_split when set
     val_ids: list[int] = field(default_factory=list)  # explicit image ids; override val_split when set
-    epochs: int = 0  # 0 = as many as fit: unbounded under max_minutes, else 10
+    epochs: int | None = None  # None = as many as fit: unbounded under max_minutes, else 10
     batch_size: int = 4
     lr: float = 0.001  # AdamW from scratch (tiny); try 1e-4 for pretrained backbones, ~0.01 with sgd
     momentum: float = 0.9
@@ -45,6 +53,12 @@ class TrainConfig:
     weight_decay: float = 1e-4  # L2
     l1: float = 0.0  # L1 coefficient, added as loss_l1
     roi_samples: int = 0  # RoIs sampled per image for the box head; 0 = 128 for tiny (2x faster on CPU), else 512
+    rpn_loss: RpnLoss = "ce"  # Faster R-CNN objectness: ce (256-anchor sample) | focal (all anchors, RetinaNet)
+    roi_loss: RoiLoss = "ce"  # Faster R-CNN classifier: ce | focal | ohem (hardest ohem_k RoIs per image)
+    ohem_k: int = 128  # roi_loss ohem: RoIs kept per image
+    focal_alpha: float = 0.25  # focal: weight of foreground (background 1 - alpha); -1 = no weighting
+    focal_gamma: float = 2.0  # focal: exponent of (1 - p_t); 0 = alpha-weighted CE
+    box_loss_beta: float = 1 / 9  # smooth L1 beta of the Faster R-CNN box losses (torchvision's 1/9; 0 = L1)
     norm: Norm = "auto"  # auto = frozen with pretrained weights, else bn (trainable) | bn | frozen | gn
     schedule: Schedule = "cosine"
     step_epochs: int = 8  # step schedule: decay every N epochs
@@ -74,6 +88,7 @@ class TrainConfig:
     run_name: str = ""
     xray_image: int = 0  # image id to capture an X-ray snapshot of during training (0 = off)
     xray_every: int = 0  # steps between snapshots (0 = off)
+    bn_stats_every: int = 0  # steps between BatchNorm/GroupNorm statistics records (engine.internals.bn_stats; 0 = off)
     extra: dict = field(default_factory=dict)  # task-specific options (see each task's docstring)
 
     def to_dict(self) -> dict:
@@ -97,13 +112,15 @@ class TrainConfig:
                 raise ConfigError(f"{f.name} {value!r} is not one of {', '.join(choices)}")
             if isinstance(value, float) and not math.isfinite(value):
                 raise ConfigError(f"{f.name} must be a finite number, not {value}")
-        positive = ("batch_size", "lr", "overfit_steps", "eval_every", "early_stop_patience", "step_epochs")
+        positive = ("batch_size", "lr", "overfit_steps", "eval_every", "early_stop_patience", "step_epochs", "ohem_k")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be > 0 (got {getattr(self, name)})")
-        non_negative = ("epochs", "weight_decay", "l1", "momentum", "warmup_steps", "min_size", "max_size",
+        if self.epochs is not None and self.epochs < 1:
+            raise ConfigError(f"epochs must be >= 1 (got {self.epochs}); leave it out to train until --max-minutes")
+        non_negative = ("weight_decay", "l1", "momentum", "warmup_steps", "min_size", "max_size",
                         "max_minutes", "max_steps", "max_images", "workers", "roi_samples", "xray_every",
-                        "xray_image", "early_stop_min_delta", "seed")
+                        "xray_image", "early_stop_min_delta", "seed", "focal_gamma", "box_loss_beta")
         for name in non_negative:
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0 (got {getattr(self, name)})")
@@ -117,6 +134,8 @@ class TrainConfig:
         if not -1 <= self.trainable_backbone_layers <= 6:
             raise ConfigError(f"trainable_backbone_layers must be -1 (auto) or 0-6 (got "
                               f"{self.trainable_backbone_layers})")
+        if not (0 <= self.focal_alpha <= 1 or self.focal_alpha == -1):
+            raise ConfigError(f"focal_alpha must be in [0, 1], or -1 for no weighting (got {self.focal_alpha})")
         if not 0 < self.step_gamma <= 1:
             raise ConfigError(f"step_gamma must be in (0, 1] (got {self.step_gamma})")
         overlap = set(self.train_ids) & set(self.val_ids)

@@ -1,56 +1,76 @@
-"""The main window: assembles the canvas, docks, menus and status bar. No logic of its own."""
+"""The main window: creates the session, the bridge, the canvas and the features, and the status bar.
+
+No logic of its own: every feature gets the session (open store + current image), the canvas and a
+``DockHost`` (docks, menus, actions), never the window. Only ``gui.app`` imports this module.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QWidget
+from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox
 
 from engine.project.store import Store, StoreError, is_project
 from gui.bridge import EngineBridge
 from gui.canvas.annotation_layer import AnnotationLayer
-from gui.canvas.image_loader import ImageLoader
 from gui.canvas.view import CanvasView
-from gui.labeling import LabelingController
-from gui.panels.images import ImageListPanel, add_images_from_folder
-from gui.panels.interop_dialog import run_interop
-from gui.settings import add_recent_project, recent_projects, settings
-from gui.training import install_training
-from gui.xray_dock import install_xray
+from gui.evaluation.feature import EvaluationFeature
+from gui.images.feature import ImagesFeature
+from gui.images.panel import ImageListPanel
+from gui.internals.feature import InternalsFeature
+from gui.interop.feature import InteropFeature
+from gui.labeling.controller import LabelingController
+from gui.session import Session
+from gui.training.controller import TrainingController, install_training
+from gui.widgets.docks import DockHost
+from gui.widgets.settings import add_recent_project, recent_projects, settings
+from gui.xray.dock import XrayFeature
 
 
 class MainWindow(QMainWindow):
     def __init__(self, project: str | Path) -> None:
         super().__init__()
         self.setWindowTitle("AnchorLab")
-        self.store: Store | None = None
-        self.image_id: int | None = None
+        self.session = Session(self)
         self.bridge = EngineBridge(self)
         self.canvas = CanvasView(self)
         self.setCentralWidget(self.canvas)
-        self.annotations = AnnotationLayer(self.canvas.scene())
-        self.images = ImageListPanel(self)
-        self.images.image_selected.connect(self._on_image_selected)
-        self.images_dock = self._dock("Images", self.images, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.host = DockHost(self)
         self._build_status_bar()
         self._build_menus()
-        self.training = install_training(self)
-        self.labeling = LabelingController(self)  # tools, undo stack, Labels/Tags/History docks
-        self.xray = install_xray(self)  # X-ray and Anchor design docks
+        # features: each takes the session (+ canvas, dock host, bridge as it needs), never the window
+        self.images_feature = ImagesFeature(self.session, self.canvas, self.host, self.bridge)
+        self.interop = InteropFeature(self.session, self.host, self.bridge)
+        self.training: TrainingController = install_training(self.session, self.host, self.bridge)
+        self.labeling = LabelingController(self.session, self.canvas, self.host)  # tools, undo, Labels/Tags/History
+        self.xray = XrayFeature(self.session, self.canvas, self.host, self.bridge)  # X-ray and Anchor design
+        self.evaluation = EvaluationFeature(self.session, self.canvas, self.host, self.bridge)  # report, errors, CV
+        self.internals = InternalsFeature(self.session, self.canvas, self.host, self.bridge)  # Inside the CNN
+        self.file_menu.addSeparator()
+        self.file_menu.addAction(self.host.action("&Quit", self.close, QKeySequence.StandardKey.Quit))
         self.labeling.ui.labels_dock.raise_()
         self._restore_geometry()
         self.open_project(project)
 
-    # -- assembly -----------------------------------------------------------------------------
-    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
-        dock = QDockWidget(title, self)
-        dock.setObjectName(f"dock_{title.lower().replace(' ', '_')}")
-        dock.setWidget(widget)
-        self.addDockWidget(area, dock)
-        return dock
+    # -- read-only views for scripts and tests -------------------------------------------------
+    @property
+    def store(self) -> Store | None:
+        return self.session.store
 
+    @property
+    def image_id(self) -> int | None:
+        return self.session.image_id
+
+    @property
+    def images(self) -> ImageListPanel:
+        return self.images_feature.panel
+
+    @property
+    def annotations(self) -> AnnotationLayer:
+        return self.labeling.layer
+
+    # -- assembly -----------------------------------------------------------------------------
     def _build_status_bar(self) -> None:
         self.size_label, self.zoom_label, self.cursor_label = QLabel(), QLabel(), QLabel()
         for w in (self.size_label, self.zoom_label, self.cursor_label):
@@ -58,59 +78,32 @@ class MainWindow(QMainWindow):
         self.canvas.cursor_moved.connect(self._on_cursor_moved)
         self.canvas.zoom_changed.connect(self._on_zoom_changed)
         self.canvas.image_size_changed.connect(self._on_image_size_changed)
-
-    def _action(self, text: str, slot: object, shortcut: str | QKeySequence | None = None) -> QAction:
-        act = QAction(text, self)
-        if shortcut is not None:
-            act.setShortcut(QKeySequence(shortcut))
-        act.triggered.connect(slot)
-        self.addAction(act)
-        return act
+        self.session.status_message.connect(self._on_status_message)
 
     def _build_menus(self) -> None:
-        file_menu = self.menuBar().addMenu("&File")
-        file_menu.addAction(self._action("&Open project…", self._on_open_project, QKeySequence.StandardKey.Open))
-        file_menu.addAction(self._action("&New project…", self._on_new_project, QKeySequence.StandardKey.New))
-        self.recent_menu = file_menu.addMenu("Open &recent")
+        host = self.host
+        self.file_menu = host.menu("&File")
+        host.action("&Open project…", self._on_open_project, QKeySequence.StandardKey.Open, menu="&File")
+        host.action("&New project…", self._on_new_project, QKeySequence.StandardKey.New, menu="&File")
+        self.recent_menu = self.file_menu.addMenu("Open &recent")
         self.recent_menu.aboutToShow.connect(self._on_recent_menu)
-        self.file_menu = file_menu
-        file_menu.addAction(self._action("&Add images from folder…", lambda: add_images_from_folder(
-            self, self.store, self.bridge, self.images)))
-        file_menu.addAction(self._action("&Import annotations…", lambda: self._on_interop("import"), "Ctrl+I"))
-        file_menu.addAction(self._action("&Export annotations…", lambda: self._on_interop("export"), "Ctrl+E"))
-        file_menu.addSeparator()
-        file_menu.addAction(self._action("&Quit", self.close, QKeySequence.StandardKey.Quit))
-        self.edit_menu = self.menuBar().addMenu("&Edit")
-        view = self.menuBar().addMenu("&View")
-        self.view_menu = view
-        view.addAction(self._action("&Fit to window", self.canvas.fit, "F"))
-        view.addAction(self._action("Zoom &in", lambda: self.canvas.zoom_by(1.25), QKeySequence.StandardKey.ZoomIn))
-        view.addAction(self._action("Zoom &out", lambda: self.canvas.zoom_by(0.8), QKeySequence.StandardKey.ZoomOut))
-        view.addAction(self._action("&Previous image", lambda: self.images.step(-1), "A"))
-        view.addAction(self._action("&Next image", lambda: self.images.step(1), "D"))
-        view.addSeparator()
-        view.addAction(self.images_dock.toggleViewAction())
-        self.help_menu = self.menuBar().addMenu("&Help")
+        self.edit_menu = host.menu("&Edit")
+        self.view_menu = host.menu("&View")
+        host.action("&Fit to window", self.canvas.fit, "F", menu="&View")
+        host.action("Zoom &in", lambda: self.canvas.zoom_by(1.25), QKeySequence.StandardKey.ZoomIn, menu="&View")
+        host.action("Zoom &out", lambda: self.canvas.zoom_by(0.8), QKeySequence.StandardKey.ZoomOut, menu="&View")
+        self.help_menu = host.menu("&Help")
 
     # -- project ------------------------------------------------------------------------------
     def open_project(self, path: str | Path) -> bool:
         try:
-            store = Store(path)
+            store = self.session.open(path)
         except StoreError as e:
             QMessageBox.warning(self, "Cannot open project", str(e))
             return False
-        if self.store is not None:
-            self.store.close()
-        self.store = store
-        self.labeling.project_changed()
-        self.xray.project_changed()
         self.setWindowTitle(f"AnchorLab — {store.root.name}")
         add_recent_project(str(store.root))
-        self.images.load(store)
-        self.annotations.clear()
-        self.canvas.set_image(None)
-        if self.images.model.rowCount():
-            self.images.step(1)
+        self.images_feature.show_first()
         return True
 
     def _on_open_project(self) -> None:
@@ -128,18 +121,6 @@ class MainWindow(QMainWindow):
             Store.create(path).close()
         self.open_project(path)
 
-    def _on_interop(self, kind: str) -> None:
-        if self.store is not None:
-            self._interop = run_interop(self, self.bridge, self.store.root, kind)
-            if self._interop is not None and kind == "import":
-                self._interop.finished.connect(self._on_import_finished)
-
-    def _on_import_finished(self, result: dict) -> None:
-        if self.store is not None and result:
-            self.images.reload(self.store)
-            self.labeling.refresh_panels()
-            self.reload_annotations()
-
     def _on_recent_menu(self) -> None:
         self.recent_menu.clear()
         for p in recent_projects():
@@ -152,22 +133,13 @@ class MainWindow(QMainWindow):
         if isinstance(act, QAction):
             self.open_project(str(act.data()))
 
-    # -- image --------------------------------------------------------------------------------
-    def _on_image_selected(self, image_id: int) -> None:
-        assert self.store is not None
-        self.image_id = image_id
-        self.annotations.clear()
-        if ImageLoader.of(self.canvas).load(image_id, self.store.image_path(image_id)):  # decodes off the GUI thread
-            self.reload_annotations()
-
-    def reload_annotations(self) -> None:
-        if self.store is None or self.image_id is None:
-            return
-        anns = self.store.annotations(self.image_id)
-        self.annotations.show(anns, self.store.categories())
-        self.images.model.set_annotations(self.image_id, anns)
-
     # -- status bar ---------------------------------------------------------------------------
+    def _on_status_message(self, text: str, timeout_ms: int) -> None:
+        if text:
+            self.statusBar().showMessage(text, timeout_ms)
+        else:
+            self.statusBar().clearMessage()
+
     def _on_cursor_moved(self, x: float, y: float) -> None:
         w, h = self.canvas.image_size()
         inside = 0 <= x < w and 0 <= y < h
@@ -197,7 +169,5 @@ class MainWindow(QMainWindow):
         s.setValue("window/state", self.saveState())
         s.sync()
         self.bridge.shutdown()
-        if self.store is not None:
-            self.store.close()
-            self.store = None
+        self.session.close()
         super().closeEvent(event)

@@ -18,6 +18,7 @@ import torch
 from torchvision.models.detection._utils import Matcher
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.image_list import ImageList
+from torchvision.ops import boxes as box_ops
 
 from engine.events import ArraysReady, Progress
 from engine.jobs import CancelToken, Sink
@@ -151,18 +152,10 @@ def _match(anchors: np.ndarray, gt: np.ndarray, high: float, low: float
 
 
 def box_iou_f32(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """torchvision's ``box_iou`` in float32 numpy, same operations in the same order: (N, M)."""
-    a = np.asarray(a, np.float32)
-    b = np.asarray(b, np.float32)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    wh = np.clip(rb - lt, 0, None)
-    inter = wh[..., 0] * wh[..., 1]
-    union = area_a[:, None] + area_b[None, :] - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return inter / union
+    """``torchvision.ops.box_iou`` (the one IoU of the project) on float32: (N, M), as the RPN's matcher sees it."""
+    ta = torch.as_tensor(np.asarray(a, np.float32).reshape(-1, 4))
+    tb = torch.as_tensor(np.asarray(b, np.float32).reshape(-1, 4))
+    return box_ops.box_iou(ta, tb).numpy()
 
 
 def dataset_boxes(store: Store, split: str | None = None) -> tuple[list[np.ndarray], list[tuple[int, int]], list[int]]:

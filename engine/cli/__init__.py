@@ -21,9 +21,12 @@ COMMAND_MODULES = (
     "engine.cli.xray",
     "engine.cli.analyze",
     "engine.cli.cv",
+    "engine.cli.assist",
+    "engine.cli.report",
+    "engine.cli.internals",
 )
-COMMANDS = ("models", "new", "demo", "info", "train", "eval", "predict", "xray", "import", "export", "analyze",
-            "folds", "cv")
+COMMANDS = ("models", "new", "demo", "info", "add-images", "train", "eval", "predict", "xray", "import", "export",
+            "analyze", "folds", "cv", "prelabel", "rank", "suggestions", "report", "internals")
 
 
 class CliError(Exception):

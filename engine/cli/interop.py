@@ -1,7 +1,8 @@
 """Interop commands: ``import`` and ``export`` of COCO, Pascal VOC, YOLO, labelme (and mask PNGs).
 
 ``anchorlab import --format coco|voc|yolo|labelme PATH --project P [--split NAME] [--images DIR] [--replace]``
-``anchorlab export --format coco|voc|yolo|labelme|masks --out DIR --project P [--split S]``
+``anchorlab export --format coco|voc|yolo|labelme|masks --out DIR --project P [--split S] [--include-suggested]``
+(accepted annotations only; ``--include-suggested`` adds the pending model suggestions)
 
 Both run the same job as the GUI, print the summary (imported, skipped, errors with reasons) to
 stdout and return 1 when any file failed. A flag that does not apply to the format (``--remap``
@@ -44,6 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--remap", action="store_true", help="COCO: number categories 1..K")
     p.add_argument("--task", choices=("detect", "segment"), default=None,
                    help="YOLO rows (default: segment if the project has polygons or masks)")
+    p.add_argument("--include-suggested", action="store_true",
+                   help="also export pending model suggestions (default: accepted annotations only)")
     p.set_defaults(func=_export)
 
 
@@ -64,7 +67,7 @@ def _export(args: argparse.Namespace) -> int:
     if args.task and args.format != "yolo":
         raise CliError(f"--task applies to --format yolo only, not {args.format}")
     config = {"format": args.format, "out": str(args.out), "project": str(args.project), "split": args.split,
-              "remap": args.remap, "task": args.task}
+              "remap": args.remap, "task": args.task, "include_suggested": args.include_suggested}
     result = _run(export_job, config)
     print(result["summary"])
     return 0 if result["ok"] else 1

@@ -1,4 +1,5 @@
-"""Project commands: ``new``, ``demo``, ``info`` (``info --check`` runs SQLite's full integrity check)."""
+"""Project commands: ``new``, ``demo``, ``info`` (``info --check`` runs SQLite's full integrity check),
+``add-images --project P DIR [--split S] [--recursive]`` (the GUI's File > Add images, headless)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from engine.cli import CliError
 from engine.cli.args import int_at_least
 from engine.cli.progress import ProgressBar
 from engine.data.demo import default_demo_dir, generate_demo
+from engine.jobs import CancelToken
 from engine.project.dbfile import integrity_problems
-from engine.project.store import Store, is_project
+from engine.project.scan import add_folder_job
+from engine.project.store import SPLITS, Store, is_project
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,6 +32,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--check", action="store_true", help="also run a full integrity check of the database "
                    "(reads every page; exit 1 if it is damaged)")
     p.set_defaults(func=_info)
+    p = sub.add_parser("add-images", help="add the images of a folder to a project (headers only, with a progress "
+                                          "bar); images already there are skipped, unreadable ones reported")
+    p.add_argument("--project", type=Path, required=True)
+    p.add_argument("dir", type=Path, help="folder of images")
+    p.add_argument("--split", choices=SPLITS, default="train", help="split of the new images (default train)")
+    p.add_argument("--recursive", action="store_true", help="also add images in sub-folders")
+    p.set_defaults(func=_add_images)
 
 
 def _new(args: argparse.Namespace) -> int:
@@ -67,4 +77,22 @@ def _info(args: argparse.Namespace) -> int:
         raise CliError(f"the project database is damaged: {problems[0][:160]}"
                        + (f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else "")
                        + "; restore it from a backup")
+    return 0
+
+
+def _add_images(args: argparse.Namespace) -> int:
+    if not is_project(args.project):
+        raise CliError(f"{args.project} is not an AnchorLab project (create one with 'anchorlab new {args.project}')")
+    if not args.dir.is_dir():
+        raise CliError(f"{args.dir}: not a folder")
+    bar = ProgressBar()
+    config = {"project": str(args.project), "folder": str(args.dir), "split": args.split,
+              "recursive": bool(args.recursive)}
+    try:
+        result = add_folder_job(config, bar, CancelToken())
+    finally:
+        bar.end_line()
+    report = result.pop("report")
+    print(json.dumps({"added": report.added, "skipped": report.skipped, "unreadable": report.unreadable,
+                      "problems": report.problems[:20]}))
     return 0

@@ -5,9 +5,10 @@ those names. ``train`` has a flag for every ``TrainConfig`` field (``--batch-siz
 ``--no-augment-flip``, ``--max-minutes`` ...) plus ``--extra key=value``; progress goes to stderr
 (tqdm, whose line is always finished before anything else is printed); Ctrl-C stops the run
 cleanly (last.pt written, JSON printed, exit 130). ``eval``/``predict`` run the jobs of
-``engine.inference.jobs`` for any task; ``predict --write`` adds detections as annotations with
-provenance ``model:<run id>`` and a score, replacing that run's earlier predictions on those
-images; manual annotations are never touched.
+``engine.inference.jobs`` for any task (segmentation: ``eval --crf exact|fast --crf-params JSON``
+adds the metrics after a dense CRF); ``predict --write`` adds detections (or a segmenter's masks)
+as annotations with provenance ``model:<run id>`` and a score, replacing that run's earlier
+predictions on those images; manual annotations are never touched.
 """
 
 from __future__ import annotations
@@ -50,12 +51,24 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                            help=f"one of {', '.join(task_names())} (default {default})")
         elif f.name in ("train_ids", "val_ids"):
             p.add_argument(flag, type=_id_list, default=None, help="comma-separated image ids (override the split)")
+        elif f.name == "epochs":
+            p.add_argument(flag, type=int, default=None, help="epochs (default: until --max-minutes, else 10)")
         elif isinstance(default, bool):
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f"(default {default})")
         else:
             p.add_argument(flag, type=type(default), default=None, help=f"(default {default!r})")
     p.add_argument("--extra", action="append", default=[], metavar="KEY=VALUE",
                    help="extra options (JSON values), e.g. inject_nan_at_step=5 for fault-injection tests")
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"not JSON ({e.msg}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+    return value
 
 
 def _id_list(text: str) -> list[int]:
@@ -149,8 +162,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--max-images", type=int, default=0)
+    p.add_argument("--crf", choices=("none", "exact", "fast"), default="none",
+                   help="segmentation: also score the predictions after a dense CRF (default none)")
+    p.add_argument("--crf-params", type=_json_object, default=None, metavar="JSON",
+                   help='CRF parameters, e.g. \'{"w_bilateral": 5, "theta_alpha": 80}\' (others: defaults)')
     p.set_defaults(func=_eval)
-    p = sub.add_parser("predict", help="run a checkpoint on images; --write stores the detections")
+    p = sub.add_parser("predict", help="run a checkpoint on images; --write stores the detections or masks")
     p.add_argument("--project", type=Path, required=True)
     p.add_argument("--checkpoint", type=Path, required=True)
     where = p.add_mutually_exclusive_group()
@@ -158,7 +175,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     where.add_argument("--image", type=int, default=None, help="one image id")
     p.add_argument("--score", type=float, default=0.5, help="minimum score in [0, 1] (default 0.5)")
     p.add_argument("--device", default="auto")
-    p.add_argument("--write", action="store_true", help="store detections as annotations (model:<run id>)")
+    p.add_argument("--write", action="store_true", help="store detections/masks as annotations (model:<run id>)")
     p.set_defaults(func=_predict)
 
 
@@ -213,7 +230,7 @@ def _run_job(job_name: str, config: dict) -> dict:
 def _eval(args: argparse.Namespace) -> int:
     result = _run_job("eval_job", {"project": str(args.project), "checkpoint": str(args.checkpoint),
                                    "split": args.split, "device": args.device, "batch_size": args.batch_size,
-                                   "max_images": args.max_images})
+                                   "max_images": args.max_images, "crf": args.crf, "crf_params": args.crf_params})
     print(json.dumps(result))
     return 0
 

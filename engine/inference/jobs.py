@@ -4,13 +4,19 @@ Both load a checkpoint through the task registry (``engine.tasks.checkpoint.load
 work for every registered model family. Configs are plain dicts:
 
 - eval: ``{"project", "checkpoint", "split": "val", "image_ids": [], "device": "auto",
-  "batch_size": 4, "max_images": 0}`` -> ``{<the task's metrics>, "task", "split", "images",
-  "checkpoint", "run_id"}``. A split without ground truth is an error, never a metric of 0.
+  "batch_size": 4, "max_images": 0}`` -> ``{<the task's metrics (its ``evaluate_details`` when it has
+  one, e.g. the tagger's ``per_tag``)>, "task", "split", "images", "checkpoint", "run_id"}``. A split
+  without ground truth is an error, never a metric of 0.
+  Segmentation tasks also take ``"crf": "none" | "exact" | "fast"`` and ``"crf_params": {CrfParams
+  fields}`` (checked before the model loads) and then add ``miou_crf``, ``boundary_f_crf``,
+  ``pixel_acc_crf`` and ``crf_ms_per_image``.
 - predict: ``{"project", "checkpoint", "split": None, "image_ids": [], "score": 0.5,
   "device": "auto", "write": False}`` -> ``{"images", "predictions", "written", "provenance",
-  "results": [{"image_id", "detections" | "tags" | "classes"}]}``. ``write`` stores detections as
-  box annotations (provenance ``model:<run id>``, with score), replacing that run's earlier ones
-  on those images; manual annotations are never touched.
+  "results": [{"image_id", "detections" | "tags" | "classes" + "regions"}]}``. ``write`` stores
+  detections as box annotations, segmentation regions as mask annotations (one per connected
+  component of each predicted class, score = the class's mean probability over it, see
+  ``engine.inference.regions``), with provenance ``model:<run id>``, replacing that run's earlier
+  ones on those images; manual annotations are never touched.
 """
 
 from __future__ import annotations
@@ -20,12 +26,15 @@ import math
 import numpy as np
 from torch.utils.data import DataLoader
 
+from engine.crf import CrfParams, crf_available
+from engine.crf.exact import INSTALL_HINT
 from engine.data.dataset import snapshot_ids, snapshot_split
 from engine.device import select_device
 from engine.events import Progress
+from engine.inference.regions import class_regions
 from engine.jobs import CancelToken, Sink
 from engine.project.imageio import read_rgb
-from engine.project.shapes import Annotation, Box
+from engine.project.shapes import Annotation, Box, Mask
 from engine.project.store import Store
 from engine.tasks.base import TaskDataError
 from engine.tasks.checkpoint import CheckpointError, load_model
@@ -61,8 +70,11 @@ def eval_job(config: dict, sink: Sink, cancel: CancelToken) -> dict:
     """The task's metrics of a checkpoint on a split (or explicit image ids)."""
     project, checkpoint = str(config["project"]), str(config["checkpoint"])
     split = config.get("split", "val")
+    options = _eval_options(config)
     device = select_device(config.get("device", "auto"))
     task, model, _, labels, meta = load_model(checkpoint, device)
+    if options and "crf" not in task.capabilities:
+        raise InferenceError(f"--crf needs a segmentation model; {task.name} is a {task.kind} model")
     with Store(project) as store:
         current = task.label_space(store)
         missing = sorted(set(labels.ids) - set(current.ids))
@@ -83,10 +95,31 @@ def eval_job(config: dict, sink: Sink, cancel: CancelToken) -> dict:
     ds = task.dataset(records, labels, None, train=False)
     loader = DataLoader(ds, batch_size=int(config.get("batch_size", 4)), shuffle=False, collate_fn=task.collate)
     sink(Progress(0, len(ds), f"evaluating {len(ds)} images"))
-    metrics = task.evaluate(model, loader, device, cancel)
+    details = getattr(task, "evaluate_details", None)  # optional: the metrics plus per-class details
+    metrics = details(model, loader, device, cancel, **options) if details else task.evaluate(
+        model, loader, device, cancel)
     sink(Progress(len(ds), len(ds), "evaluated"))
     return {**metrics, "task": task.name, "split": split if not config.get("image_ids") else None,
             "images": len(ds), "checkpoint": checkpoint, "run_id": int(meta.get("run_id", 0))}
+
+
+def _eval_options(config: dict) -> dict:
+    """The CRF options of an eval config, checked: {} for none, else {"crf", "crf_params"}."""
+    crf = config.get("crf") or "none"
+    if crf not in ("none", "exact", "fast"):
+        raise InferenceError(f"unknown CRF backend {crf!r}; expected none, exact or fast")
+    raw = config.get("crf_params")
+    if raw is not None and not isinstance(raw, dict):
+        raise InferenceError(f"CRF parameters must be a JSON object, got {raw!r}")
+    try:
+        params = CrfParams.from_dict(raw or {})
+    except (TypeError, ValueError) as e:
+        raise InferenceError(f"bad CRF parameters: {e}") from e
+    if crf == "none":
+        return {}
+    if crf == "exact" and not crf_available():
+        raise InferenceError(f"--crf exact needs the `pydensecrf` module: {INSTALL_HINT}; --crf fast needs nothing")
+    return {"crf": crf, "crf_params": params.to_dict()}
 
 
 def predict_job(config: dict, sink: Sink, cancel: CancelToken) -> dict:
@@ -99,8 +132,8 @@ def predict_job(config: dict, sink: Sink, cancel: CancelToken) -> dict:
     task, model, _, labels, meta = load_model(checkpoint, device)
     provenance = f"model:{int(meta.get('run_id', 0))}"
     write = bool(config.get("write", False))
-    if write and task.kind != "detection":
-        raise InferenceError(f"--write stores detections; {task.name} is a {task.kind} model")
+    if write and task.kind not in ("detection", "segmentation"):
+        raise InferenceError(f"--write stores detections or masks; {task.name} is a {task.kind} model")
     results, new = [], []
     with Store(project) as store:
         images = _images(store, config.get("split"), list(config.get("image_ids") or []))
@@ -127,6 +160,16 @@ def predict_job(config: dict, sink: Sink, cancel: CancelToken) -> dict:
                 counts = np.bincount(pred["class_map"].ravel(), minlength=labels.num_outputs)
                 entry["classes"] = {names.get(inverse.get(lab), "background"): int(c)
                                     for lab, c in enumerate(counts) if c}
+                entry["regions"] = []
+                for r in class_regions(pred["class_map"], pred["probs"], min_score=score):
+                    cid = inverse.get(r.label)
+                    if cid is None:
+                        continue
+                    geom = Mask.from_array(r.mask)
+                    entry["regions"].append({"category_id": cid, "category": names.get(cid, str(cid)),
+                                             "area": r.area, "box": [round(float(v), 2) for v in geom.bbox()],
+                                             "score": round(r.score, 4)})
+                    new.append(Annotation(im.id, cid, geom, provenance, score=r.score))
             results.append(entry)
         sink(Progress(len(images), len(images), "done"))
         if write:
@@ -135,6 +178,7 @@ def predict_job(config: dict, sink: Sink, cancel: CancelToken) -> dict:
                 old = [a.id for a in store.annotations() if a.image_id in ids and a.provenance == provenance]
                 store.delete_annotations(old)
                 store.add_annotations(new)
-    return {"task": task.name, "images": len(results), "predictions": len(new) if task.kind == "detection" else
-            sum(len(r.get("tags", ())) for r in results), "detections": len(new), "written": len(new) if write else 0,
+    return {"task": task.name, "images": len(results), "predictions": len(new) if task.kind != "classification" else
+            sum(len(r.get("tags", ())) for r in results), "detections": len(new) if task.kind == "detection" else 0,
+            "written": len(new) if write else 0,
             "provenance": provenance, "checkpoint": checkpoint, "results": results}

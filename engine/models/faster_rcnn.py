@@ -3,6 +3,10 @@
 Label 0 is background; category ids of the project are mapped to labels 1..K by the caller
 (``label_map``). Inputs are lists of (3, H, W) float tensors in [0, 1]; the model resizes them
 so the short side is ``min_size`` (capped by ``max_size``) — set both from the data.
+
+Every model gets the loss heads of ``engine.models.frcnn_heads`` (``FocalRPN``, ``LossRoIHeads``): the
+spec's ``rpn_loss``, ``roi_loss``, ``ohem_k``, ``focal_alpha``, ``focal_gamma`` and ``box_loss_beta``
+pick the losses (defaults: torchvision's, bit-identical) and the heads record per-step imbalance numbers.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from torchvision.models.detection.faster_rcnn import FasterRCNN, FastRCNNPredict
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 from engine.models.backbones import TinyFPNBackbone, tiny_anchor_sizes
+from engine.models.frcnn_heads import LossOptions, install_loss_heads
 
 BACKBONES = ("tiny", "mobilenet_v3_large_fpn", "resnet50_fpn")
 
@@ -39,6 +44,19 @@ class DetectorSpec:
     aspect_ratios: tuple[float, ...] = (0.7, 1.0, 1.4)  # tiny only (h / w); demo objects span 0.7-1.5
     pretrained: bool = True  # use local pretrained weights when present
     box_batch_size_per_image: int = 512  # RoIs sampled per image for the box head loss (torchvision's default)
+    rpn_loss: str = "ce"  # ce (torchvision's sampled BCE) | focal (sigmoid focal over all labelled anchors)
+    roi_loss: str = "ce"  # ce | focal (softmax focal over the sampled RoIs) | ohem (hardest ohem_k of all RoIs)
+    ohem_k: int = 128  # roi_loss ohem: RoIs kept per image
+    focal_alpha: float = 0.25  # focal: weight of foreground (background 1 - alpha); -1 = no weighting
+    focal_gamma: float = 2.0  # focal: exponent of (1 - p_t)
+    box_loss_beta: float = 1 / 9  # smooth L1 beta of the RPN and RoI box losses (torchvision's 1/9)
+
+    def __post_init__(self) -> None:
+        self.loss_options()  # a bad loss option is a one-line ValueError here, not a failure mid-run
+
+    def loss_options(self) -> LossOptions:
+        return LossOptions(self.rpn_loss, self.roi_loss, self.ohem_k, self.focal_alpha, self.focal_gamma,
+                           self.box_loss_beta)
 
     def to_dict(self) -> dict:
         d = dict(self.__dict__)
@@ -71,6 +89,7 @@ def build_faster_rcnn(spec: DetectorSpec) -> tuple[FasterRCNN, list[str]]:
                            box_predictor=FastRCNNPredictor(256, spec.num_classes),
                            rpn_pre_nms_top_n_train=1000, rpn_post_nms_top_n_train=500,
                            rpn_pre_nms_top_n_test=500, rpn_post_nms_top_n_test=300, **common)
+        install_loss_heads(model, spec.loss_options())
         notices.append("tiny backbone: training from scratch (no pretrained weights exist for it)")
         return model, notices
     if spec.backbone not in BACKBONES:
@@ -135,12 +154,16 @@ def _build_torchvision(spec: DetectorSpec, common: dict, notices: list[str]) -> 
         backbone = _mobilenet_extractor(body, True, trainable)
         anchors = AnchorGenerator(((32, 64, 128, 256, 512),) * 3, ((0.5, 1.0, 2.0),) * 3)
         model = FasterRCNN(backbone, spec.num_classes, rpn_anchor_generator=anchors, rpn_score_thresh=0.05, **common)
+    install_loss_heads(model, spec.loss_options())
     if local is not None:
         state = torch.load(local, map_location="cpu", weights_only=True)
         state = {k: v for k, v in state.items() if not k.startswith("roi_heads.box_predictor")}
         missing, _ = model.load_state_dict(state, strict=False)
         notices.append(f"loaded pretrained weights from {local} ({len(missing)} head tensors trained anew); "
                        f"backbone norm {norm}, {trainable} of {stages} stages trained")
+        if spec.rpn_loss == "focal":
+            notices.append("focal RPN: the pretrained objectness bias is kept (the pi = 0.01 prior initialises "
+                           "only a new head)")
     else:
         notices.append(f"{spec.backbone}: no pretrained weights loaded; training from scratch (norm {norm}, "
                        f"{trainable} of {stages} stages trained)")

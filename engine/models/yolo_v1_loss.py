@@ -10,6 +10,7 @@ responsible for it", summed over the batch and divided by the batch size N:
                                                                   the object cell's others too)
     loss_cls   = sum 1_obj(i) ...  mse: sum_c (p(c) - onehot(c))^2  (the paper)
                                    ce: cross entropy of the logits; focal: softmax focal loss
+                                   (engine.losses.focal.softmax_focal_loss, no alpha, summed)
 
 Responsible predictor: the one of the B with the highest IoU with the cell's GT box; ties go to
 the lowest index. When all B IoUs are 0 (no overlap at all), the one with the smallest squared
@@ -23,6 +24,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from engine.losses.focal import softmax_focal_loss
 from engine.models.yolo_v1 import YoloSpec
 from engine.models.yolo_v1_boxes import cells_to_xyxy
 
@@ -62,12 +64,6 @@ def responsible_predictors(boxes: torch.Tensor, gt: torch.Tensor, S: int) -> tup
     return index, iou
 
 
-def softmax_focal_sum(logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0) -> torch.Tensor:
-    """Softmax focal loss, summed: logits (M, C), target (M,) int64 -> scalar. gamma = 0 is cross entropy."""
-    logp = F.log_softmax(logits, dim=-1).gather(-1, target[:, None]).squeeze(-1)
-    return (-((1 - logp.exp()) ** gamma) * logp).sum()
-
-
 def yolo_v1_loss(pred: torch.Tensor, targets: dict[str, torch.Tensor], spec: YoloSpec) -> dict[str, torch.Tensor]:
     """pred (N, S, S, B*5+C) model output; targets from ``stack_targets``: obj (N, S, S) bool,
     box (N, S, S, 4) [x_off, y_off, sqrt_w, sqrt_h], cls (N, S, S) int64.
@@ -97,7 +93,7 @@ def yolo_v1_loss(pred: torch.Tensor, targets: dict[str, torch.Tensor], spec: Yol
     elif spec.class_loss == "ce":
         loss_cls = F.cross_entropy(cls_slots, labels, reduction="sum")
     elif spec.class_loss == "focal":
-        loss_cls = softmax_focal_sum(cls_slots, labels, spec.focal_gamma)
+        loss_cls = softmax_focal_loss(cls_slots, labels, gamma=spec.focal_gamma, reduction="sum")
     else:
         raise ValueError(f"unknown class_loss {spec.class_loss!r}")
     terms = (loss_xy, loss_wh, loss_obj, loss_noobj, loss_cls)

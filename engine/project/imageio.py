@@ -63,16 +63,22 @@ def exif_orientation(path: str | Path) -> int:
     try:
         with Image.open(path) as im:
             return orientation_of(im, path)
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise ImageReadError(f"{path}: not a readable image ({e})") from e
 
 
 def oriented_size(path: str | Path) -> tuple[int, int]:
-    """(width, height) after EXIF orientation, from the header only (never decodes the pixels)."""
+    """(width, height) after EXIF orientation, from the header only (never decodes the pixels).
+
+    A header claiming more pixels than AnchorLab handles (Pillow's decompression-bomb guard, e.g. a
+    60,000 x 60,000 PNG) is an ``ImageReadError`` like any unreadable file: reported and skipped.
+    """
     try:
         with Image.open(path) as im:
             w, h = im.size
             o = orientation_of(im, path)
+    except Image.DecompressionBombError as e:
+        raise ImageReadError(f"{path}: image too large to open ({e})") from e
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
         raise ImageReadError(f"{path}: not a readable image ({e})") from e
     if w <= 0 or h <= 0:

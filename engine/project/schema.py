@@ -7,6 +7,7 @@ so the newest schema is always the one the migrations build.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 
 V1 = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -85,7 +86,65 @@ CREATE INDEX images_hash ON images(hash);
 CREATE INDEX imports_source ON imports(source);
 """
 
-MIGRATIONS: dict[int, str] = {0: V1, 1: V2, 2: V3}
+# Model suggestions (issue 19) live in their own table, not in ``annotations``: every reader of
+# ``annotations`` (training snapshots, exports, counts, filters, the canvas, raw SQL in formats/ and
+# scan.py) keeps seeing exactly the accepted shapes without a filter to forget, and tag suggestions
+# (no geometry; ``annotations.kind`` cannot hold them) fit too. Accepting copies the shape into
+# ``annotations`` (provenance ``model:<run>``, score) and keeps the row as 'accepted' with
+# ``edited`` and a link (``annotation_id``); rejected rows stay for the per-run quality counts.
+# IF NOT EXISTS: re-running v4 is harmless (tests fake older versions by editing a current database).
+V4 = """
+CREATE TABLE IF NOT EXISTS suggestions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL CHECK (kind IN ('box', 'polygon', 'mask', 'tag')),
+    category_id INTEGER REFERENCES categories(id) ON DELETE CASCADE,
+    tag_id INTEGER REFERENCES tags(id) ON DELETE CASCADE,
+    geometry TEXT NOT NULL DEFAULT '',
+    x1 REAL, y1 REAL, x2 REAL, y2 REAL,
+    provenance TEXT NOT NULL,
+    score REAL,
+    state TEXT NOT NULL DEFAULT 'suggested' CHECK (state IN ('suggested', 'accepted', 'rejected')),
+    edited INTEGER NOT NULL DEFAULT 0,
+    annotation_id INTEGER REFERENCES annotations(id) ON DELETE SET NULL,
+    tag_set INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    decided_at REAL,
+    CHECK ((kind = 'tag') = (tag_id IS NOT NULL AND category_id IS NULL)),
+    CHECK (kind = 'tag' OR category_id IS NOT NULL)
+);
+CREATE INDEX IF NOT EXISTS suggestions_image ON suggestions(image_id, state);
+CREATE INDEX IF NOT EXISTS suggestions_run ON suggestions(provenance, state);
+CREATE INDEX IF NOT EXISTS suggestions_annotation ON suggestions(annotation_id)
+"""
+
+# Point and line shapes (issue 12): annotations.kind's CHECK gains 'point' and 'line'. SQLite cannot
+# ALTER a CHECK, and a table rebuild would, with foreign keys on, rewrite or null the references other
+# tables hold (suggestions.annotation_id). Widening a CHECK leaves every stored row valid and the file
+# format unchanged, so this edits the table's SQL in place (SQLite's documented writable_schema
+# procedure: same transaction, schema_version bumped). Masks need no migration: cropped masks (offset +
+# cropped RLE) are a new geometry JSON form and legacy full-image RLEs stay readable.
+OLD_KINDS = "CHECK (kind IN ('box', 'polygon', 'mask'))"
+NEW_KINDS = "CHECK (kind IN ('box', 'polygon', 'mask', 'point', 'line'))"
+
+
+def _v5_point_line(conn: sqlite3.Connection) -> None:
+    sql = conn.execute("SELECT sql FROM sqlite_master WHERE type='table' AND name='annotations'").fetchone()[0]
+    if NEW_KINDS in sql:
+        return  # already widened
+    if OLD_KINDS not in sql:
+        raise sqlite3.DatabaseError("annotations table has an unexpected kind CHECK; cannot add point/line")
+    version = int(conn.execute("PRAGMA schema_version").fetchone()[0])
+    conn.execute("PRAGMA writable_schema=ON")
+    try:
+        conn.execute("UPDATE sqlite_master SET sql=? WHERE type='table' AND name='annotations'",
+                     (sql.replace(OLD_KINDS, NEW_KINDS),))
+        conn.execute(f"PRAGMA schema_version={version + 1}")
+    finally:
+        conn.execute("PRAGMA writable_schema=OFF")
+
+
+MIGRATIONS: dict[int, str | Callable[[sqlite3.Connection], None]] = {0: V1, 1: V2, 2: V3, 3: V4, 4: _v5_point_line}
 SCHEMA_VERSION = max(MIGRATIONS) + 1
 
 
@@ -120,7 +179,11 @@ def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
     conn.execute("BEGIN IMMEDIATE")
     try:
         for v in range(current, target):
-            for stmt in MIGRATIONS[v].split(";"):
+            step = MIGRATIONS[v]
+            if callable(step):  # a migration SQL text cannot express (e.g. widening a CHECK)
+                step(conn)
+                continue
+            for stmt in step.split(";"):
                 if stmt.strip():
                     conn.execute(stmt)
         conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(target),))

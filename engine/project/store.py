@@ -26,7 +26,9 @@ from engine.project.dbfile import (  # noqa: F401  (ProjectOpenError, DiskFullEr
     open_database,
     write_error,
 )
+from engine.project.records import RecordsMixin
 from engine.project.shapes import Annotation, Geometry, geometry_from_json
+from engine.project.suggestions import Suggestion, SuggestionEdit, SuggestionsMixin  # noqa: F401  (re-exported)
 
 DB_NAME = "anchorlab.sqlite"
 SPLITS = ("train", "val", "test", "unassigned")
@@ -57,13 +59,19 @@ class Tag:
     name: str
 
 
-class Store:
-    """Typed access to one project's database. Use as a context manager or call ``close``."""
+class Store(SuggestionsMixin, RecordsMixin):
+    """Typed access to one project's database (model suggestions: ``SuggestionsMixin``; runs, metrics and
+    the import log: ``RecordsMixin``). Use as a context manager or call ``close``."""
 
-    def __init__(self, root: str | Path, create: bool = False) -> None:
-        """Open (or with ``create`` make) the project; ProjectOpenError for a file that is not a healthy project."""
+    def __init__(self, root: str | Path, create: bool = False, busy_timeout: float | None = None) -> None:
+        """Open (or with ``create`` make) the project; ProjectOpenError for a file that is not a healthy project.
+
+        ``busy_timeout``: seconds a write waits for another program's lock (None: SQLite connection default
+        of 30 s, what jobs use). The GUI passes a short one so a locked project refuses an edit at once.
+        """
         self.root = Path(root).resolve()
-        self.conn = open_database(self.root / DB_NAME, create)
+        self.conn = open_database(self.root / DB_NAME, create) if busy_timeout is None else \
+            open_database(self.root / DB_NAME, create, timeout=busy_timeout)
         self._depth = 0
 
     @classmethod
@@ -224,6 +232,7 @@ class Store:
             ids = [r[0] for r in c.execute("SELECT id FROM annotations WHERE category_id=?", (source_id,))]
             c.execute("UPDATE annotations SET category_id=?, edited_at=? WHERE category_id=?",
                       (target_id, time.time(), source_id))
+            c.execute("UPDATE suggestions SET category_id=? WHERE category_id=?", (target_id, source_id))
             c.execute("DELETE FROM categories WHERE id=?", (source_id,))
         return ids
 
@@ -297,6 +306,16 @@ class Store:
         a = np.asarray(rows, dtype=np.float64).reshape(-1, 5)
         return a[:, :4], a[:, 4].astype(np.int64)
 
+    def set_groups(self, groups: dict[int, int | None]) -> None:
+        """Set ``group_id`` of annotations (ann id -> group id, None = ungrouped); an in-app edit."""
+        now = time.time()
+        with self.transaction() as c:
+            for ann_id, g in groups.items():
+                cur = c.execute("UPDATE annotations SET group_id=?, updated_at=?, edited_at=? WHERE id=?",
+                                (g, now, now, int(ann_id)))
+                if cur.rowcount != 1:
+                    raise StoreError(f"no annotation with id {ann_id}")
+
     def next_group_id(self) -> int:
         r = self.conn.execute("SELECT MAX(group_id) FROM annotations").fetchone()[0]
         return int(r or 0) + 1
@@ -317,6 +336,34 @@ class Store:
                 return Tag(r[0], name)
             return Tag(int(c.execute("INSERT INTO tags(name) VALUES (?)", (name,)).lastrowid), name)
 
+    def rename_tag(self, tag_id: int, name: str) -> None:
+        name = name.strip()
+        if not name:
+            raise StoreError("tag name must not be empty")
+        with self.transaction() as c:
+            if c.execute("SELECT 1 FROM tags WHERE name=? AND id<>?", (name, tag_id)).fetchone():
+                raise StoreError(f"tag {name!r} already exists")
+            if c.execute("UPDATE tags SET name=? WHERE id=?", (name, tag_id)).rowcount != 1:
+                raise StoreError(f"no tag with id {tag_id}")
+
+    def delete_tag(self, tag_id: int) -> tuple[Tag, list[int]]:
+        """Delete a tag from the project and every image; returns it and the images that had it (for undo)."""
+        with self.transaction() as c:
+            r = c.execute("SELECT id, name FROM tags WHERE id=?", (tag_id,)).fetchone()
+            if r is None:
+                raise StoreError(f"no tag with id {tag_id}")
+            images = [i for (i,) in c.execute("SELECT image_id FROM image_tags WHERE tag_id=? ORDER BY image_id",
+                                              (tag_id,))]
+            c.execute("DELETE FROM tags WHERE id=?", (tag_id,))
+        return Tag(*r), images
+
+    def restore_tag(self, tag: Tag, image_ids: Iterable[int]) -> None:
+        """Re-insert a deleted tag with its id and put it back on ``image_ids`` (undo of delete)."""
+        with self.transaction() as c:
+            c.execute("INSERT INTO tags(id, name) VALUES (?, ?)", (tag.id, tag.name))
+            c.executemany("INSERT OR IGNORE INTO image_tags(image_id, tag_id) VALUES (?, ?)",
+                          [(int(i), tag.id) for i in image_ids])
+
     def tags(self) -> list[Tag]:
         return [Tag(*r) for r in self.conn.execute("SELECT id, name FROM tags ORDER BY id")]
 
@@ -335,54 +382,6 @@ class Store:
         for i, t in self.conn.execute("SELECT image_id, tag_id FROM image_tags"):
             out.setdefault(i, set()).add(t)
         return out
-
-    # -- runs and metrics ---------------------------------------------------------------------
-    def create_run(self, name: str, model: str, config: dict) -> int:
-        now = time.time()
-        with self.transaction() as c:
-            cur = c.execute("INSERT INTO runs(name, model, config, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
-                            (name, model, json.dumps(config), now, now))
-            return int(cur.lastrowid)
-
-    def update_run(self, run_id: int, status: str | None = None, checkpoint: str | None = None,
-                   summary: dict | None = None) -> None:
-        with self.transaction() as c:
-            for col, val in (("status", status), ("checkpoint", checkpoint),
-                             ("summary", None if summary is None else json.dumps(summary))):
-                if val is not None:
-                    c.execute(f"UPDATE runs SET {col}=?, updated_at=? WHERE id=?", (val, time.time(), run_id))
-
-    def runs(self) -> list[dict]:
-        rows = self.conn.execute("SELECT id, name, model, config, status, checkpoint, summary, created_at "
-                                 "FROM runs ORDER BY id").fetchall()
-        return [dict(id=r[0], name=r[1], model=r[2], config=json.loads(r[3]), status=r[4], checkpoint=r[5],
-                     summary=json.loads(r[6]), created_at=r[7]) for r in rows]
-
-    def run(self, run_id: int) -> dict:
-        for r in self.runs():
-            if r["id"] == run_id:
-                return r
-        raise StoreError(f"no run with id {run_id}")
-
-    def add_metrics(self, run_id: int, rows: Iterable[tuple[int, int, str, str, float]]) -> None:
-        """Append (step, epoch, split, name, value) rows."""
-        with self.transaction() as c:
-            c.executemany("INSERT INTO metrics(run_id, step, epoch, split, name, value) VALUES (?, ?, ?, ?, ?, ?)",
-                          [(run_id, int(s), int(e), sp, n, float(v)) for s, e, sp, n, v in rows])
-
-    def metrics(self, run_id: int) -> list[tuple[int, int, str, str, float]]:
-        return self.conn.execute("SELECT step, epoch, split, name, value FROM metrics WHERE run_id=? "
-                                 "ORDER BY rowid", (run_id,)).fetchall()
-
-    # -- imports (duplicate detection) ----------------------------------------------------------
-    def find_import(self, digest: str) -> str | None:
-        r = self.conn.execute("SELECT source FROM imports WHERE digest=?", (digest,)).fetchone()
-        return r[0] if r else None
-
-    def record_import(self, source: str, digest: str, fmt: str) -> None:
-        with self.transaction() as c:
-            c.execute("INSERT INTO imports(source, digest, format, imported_at) VALUES (?, ?, ?, ?)",
-                      (source, digest, fmt, time.time()))
 
 
 def _check_split(split: str) -> None:

@@ -15,6 +15,16 @@ Conventions every task keeps:
   segmentation ``{"class_map" (H, W) int64, "probs" (C, H, W) float32}``, classification
   ``{"scores" (T,) float32}``. Labels are model labels (``LabelSpace``), not category ids.
 - ``evaluate`` returns exactly ``metric_names``.
+
+Optional methods (callers look them up with ``getattr``; see ``OptionalTaskMethods``):
+``data_notices(records, labels, spec) -> list[str]`` — what the user should know about the spec
+chosen from the data (e.g. the tagger's mode and why); the training job emits each as a Notice.
+``evaluate_details(model, loader, device, cancel, **options) -> dict`` — ``metric_names`` plus
+JSON-able details (e.g. per-class numbers); ``eval_job`` uses it instead of ``evaluate`` when present,
+passing task options only when the user gave some (segmentation: ``crf``, ``crf_params``).
+``step_stats(model) -> dict[str, float]`` — numbers of the last training step that are not losses
+(Faster R-CNN: fg/bg anchors, RoI foreground fraction, easy-negative loss share); the trainer streams
+them as ``stat_<name>`` in ``StepLosses.losses``, never adding them to ``loss``.
 """
 
 from __future__ import annotations
@@ -86,6 +96,7 @@ class Task(Protocol):
     selection_metric: str  # one of metric_names
     higher_is_better: bool  # direction of selection_metric
     capabilities: frozenset[str]  # optional features: "xray", "suggest", "crf"
+    # optional: ``options`` — the engine.config.MODEL_OPTIONS fields this task reads (others are refused)
 
     def label_space(self, store: Store) -> LabelSpace:
         """Categories (or tags) this task learns from the project."""
@@ -115,3 +126,17 @@ class Task(Protocol):
 
     def predict(self, model: nn.Module, images: list[np.ndarray], device: torch.device) -> list[dict[str, Any]]:
         """Eval-mode predictions in original image pixels (see the module docstring)."""
+
+
+class OptionalTaskMethods(Protocol):
+    """Methods a task MAY add (see the module docstring); never required by ``Task``."""
+
+    def data_notices(self, records: list[SampleRecord], labels: LabelSpace, spec: Spec) -> list[str]:
+        """One-line notices about the data-driven choices in ``spec``."""
+
+    def evaluate_details(self, model: nn.Module, loader: DataLoader, device: torch.device,
+                         cancel: CancelToken | None, **options: Any) -> dict[str, Any]:
+        """``metric_names`` plus details, JSON-able (no NaN: use None)."""
+
+    def step_stats(self, model: nn.Module) -> dict[str, float]:
+        """Numbers of the last training forward (names without the ``stat_`` prefix the trainer adds)."""

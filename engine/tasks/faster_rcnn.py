@@ -4,6 +4,10 @@ Labels: the project's categories -> 1..K (0 is background). The model resizes it
 short side is ``spec.min_size`` (capped by ``max_size``), taken from the data unless set; its
 outputs are already in original image pixels (torchvision's ``postprocess``). Metrics: the 12
 COCO bbox stats (``engine.eval.detection.STAT_NAMES``), selection metric ``map50``.
+
+Loss options come from the config (``rpn_loss``, ``roi_loss``, ``ohem_k``, ``focal_alpha``,
+``focal_gamma``, ``box_loss_beta``) into the spec, so a checkpoint rebuilds the same heads.
+``step_stats`` (optional task method) hands the trainer the heads' per-step imbalance numbers.
 """
 
 from __future__ import annotations
@@ -15,12 +19,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from engine.config import TrainConfig
+from engine.config import MODEL_OPTIONS, TrainConfig
 from engine.data.dataset import DetectionDataset, SampleRecord, collate, size_from_data
 from engine.data.transforms import train_transform
 from engine.eval.detection import STAT_NAMES, ImageDetections, ImageTargets, coco_map
 from engine.jobs import CancelToken
 from engine.models.faster_rcnn import BACKBONES, DetectorSpec, build_faster_rcnn, resolve_backbone_options
+from engine.models.frcnn_heads import step_stats
 from engine.project.store import Store
 from engine.tasks.base import LabelSpace, TaskDataError
 
@@ -55,6 +60,7 @@ class FasterRCNNTask:
     selection_metric = "map50"
     higher_is_better = True
     capabilities = frozenset({"xray", "suggest"})
+    options = frozenset(MODEL_OPTIONS)  # TrainConfig fields only some families read (engine.config)
 
     def label_space(self, store: Store) -> LabelSpace:
         return category_space(store)
@@ -64,17 +70,26 @@ class FasterRCNNTask:
 
     def spec_from_data(self, cfg: TrainConfig, records: list[SampleRecord], labels: LabelSpace) -> DetectorSpec:
         min_size, max_size = size_from_data(records)
-        spec = DetectorSpec(backbone=cfg.backbone, num_classes=labels.num_outputs, min_size=cfg.min_size or min_size,
-                            max_size=cfg.max_size or max(max_size, cfg.min_size), norm=cfg.norm,
-                            pretrained=cfg.pretrained, trainable_backbone_layers=cfg.trainable_backbone_layers,
-                            box_batch_size_per_image=cfg.roi_samples or (128 if cfg.backbone == "tiny" else 512))
         try:
+            spec = DetectorSpec(backbone=cfg.backbone, num_classes=labels.num_outputs,
+                                min_size=cfg.min_size or min_size, max_size=cfg.max_size or max(max_size, cfg.min_size),
+                                norm=cfg.norm, pretrained=cfg.pretrained,
+                                trainable_backbone_layers=cfg.trainable_backbone_layers,
+                                box_batch_size_per_image=cfg.roi_samples or (128 if cfg.backbone == "tiny" else 512),
+                                rpn_loss=cfg.rpn_loss, roi_loss=cfg.roi_loss, ohem_k=cfg.ohem_k,
+                                focal_alpha=cfg.focal_alpha, focal_gamma=cfg.focal_gamma,
+                                box_loss_beta=cfg.box_loss_beta)
             return resolve_backbone_options(spec)
         except ValueError as e:  # an option that does not apply to this backbone: refused, never ignored
             raise TaskDataError(str(e)) from e
 
     def spec_from_dict(self, d: dict) -> DetectorSpec:
         return DetectorSpec.from_dict(d)
+
+    def step_stats(self, model: nn.Module) -> dict[str, float]:
+        """The last training step's imbalance numbers (``engine.models.frcnn_heads.STAT_DOCS``); the trainer
+        streams them as ``stat_<name>`` next to the losses, never adding them to the loss."""
+        return step_stats(model)
 
     def build(self, spec: DetectorSpec) -> tuple[nn.Module, list[str]]:
         return build_faster_rcnn(spec)

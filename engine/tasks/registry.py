@@ -12,6 +12,9 @@ from engine.tasks.base import Task
 
 TASKS: dict[str, str] = {
     "faster_rcnn": "engine.tasks.faster_rcnn:TASK",
+    "yolo_v1": "engine.tasks.yolo_v1:TASK",
+    "tagger": "engine.tasks.tagger:TASK",
+    "deeplab": "engine.tasks.deeplab:TASK",
 }
 
 

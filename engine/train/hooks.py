@@ -56,19 +56,33 @@ class StreamHook(Hook):
 
 class LimitsHook(Hook):
     """Sets ``stop_reason`` at ``max_steps`` or when ``max_minutes`` would pass before the next
-    evaluation finishes (its duration is estimated from the last one), so the final weights are
-    still evaluated and checkpointed inside the time limit."""
+    evaluation finishes, so the final weights are still evaluated and checkpointed inside the limit.
+
+    The evaluation's duration is the last one's; before the first, it is estimated from the fastest
+    step seen so far (the first steps pay for allocation and warm-up, and on a busy machine one slow
+    step must not end a run at once): two forward passes per val image, each about a third of a
+    train step per image. A run always trains at least ``MIN_STEPS`` steps."""
+
+    MIN_STEPS = 5
+
+    def __init__(self) -> None:
+        self.fastest: float | None = None
 
     def after_step(self, s: TrainState) -> None:
         if s.cfg.max_steps > 0 and s.step >= s.cfg.max_steps:
             s.stop_reason = s.stop_reason or "max_steps"
-        if s.cfg.max_minutes > 0:
-            if s.last_eval is not None:
-                eval_s = s.last_eval["duration_s"]
-            else:  # two forward passes per val image, each ~ half a train step per image
-                eval_s = len(s.val_set) * s.step_time_s / max(1, s.batch_images) * 1.5
-            if time.monotonic() - s.started_at + eval_s + s.step_time_s >= s.cfg.max_minutes * 60:
-                s.stop_reason = s.stop_reason or "time_limit"
+        if s.cfg.max_minutes <= 0:
+            return
+        per_image = s.step_time_s / max(1, s.batch_images)
+        self.fastest = per_image if self.fastest is None else min(self.fastest, per_image)
+        if s.last_eval is not None:
+            eval_s = s.last_eval["duration_s"]
+        else:
+            eval_s = len(s.val_set) * self.fastest * 2 / 3
+        elapsed = time.monotonic() - s.started_at
+        if elapsed >= s.cfg.max_minutes * 60 or (s.step - s.start_step >= self.MIN_STEPS and
+                                                   elapsed + eval_s + s.step_time_s >= s.cfg.max_minutes * 60):
+            s.stop_reason = s.stop_reason or "time_limit"
 
 
 class SnapshotHook(Hook):

@@ -26,18 +26,19 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from engine.config import ConfigError, TrainConfig
+from engine.config import MODEL_OPTIONS, ConfigError, TrainConfig
 from engine.data.check import find_bad_images
 from engine.data.dataset import SampleRecord, snapshot_ids, snapshot_split
 from engine.data.sampler import EpochSampler
 from engine.device import DeviceError, select_device
 from engine.events import Notice, RunFinished, RunStarted
+from engine.internals.bn_stats import BNStatsRecorder
 from engine.jobs import CancelToken, Sink
 from engine.losses.regularization import param_groups
 from engine.project.store import Store
 from engine.tasks.base import Task, TaskDataError
 from engine.tasks.checkpoint import labels_of, load_checkpoint, load_user_weights, run_dir
-from engine.tasks.registry import UnknownTask, get_task
+from engine.tasks.registry import UnknownTask, get_task, task_names
 from engine.train import distributed
 from engine.train.hooks import default_hooks, run_summary
 from engine.train.trainer import Hook, Trainer, TrainingError, TrainState
@@ -69,6 +70,11 @@ def _validate(cfg: TrainConfig) -> Task:
     if cfg.backbone not in task.backbones:
         raise TrainingError(f"{task.name} has no backbone {cfg.backbone!r}; expected one of "
                             f"{', '.join(task.backbones)}")
+    defaults = TrainConfig()
+    for name in set(MODEL_OPTIONS) - set(getattr(task, "options", ())):
+        if getattr(cfg, name) != getattr(defaults, name):
+            raise TrainingError(f"--{name.replace('_', '-')} does not apply to {task.name} (it is read by "
+                                f"{', '.join(n for n in task_names() if name in getattr(get_task(n), 'options', ()))})")
     metric = cfg.early_stop_metric
     if metric and metric not in task.metric_names and not metric.startswith("val_loss"):
         raise TrainingError(f"unknown early_stop_metric {metric!r} for {task.name}; expected one of "
@@ -147,6 +153,9 @@ def train_job(config: dict, sink: Sink, cancel: CancelToken, hooks: list[Hook] |
         val_records = _records(store, cfg, cfg.val_ids, cfg.val_split)
         if not train_records:
             raise TrainingError(f"split {cfg.train_split!r} of {cfg.project} has no images")
+        if (cfg.val_split or cfg.val_ids) and not val_records:
+            notices.append(f"the validation images ({cfg.val_split or 'val_ids'}) are empty: no evaluation, "
+                           "best.pt is never written and early stopping cannot trigger")
         if not cfg.train_ids and cfg.val_split and cfg.val_split == cfg.train_split:
             notices.append(f"validating on the training split {cfg.val_split!r}: metrics will look better "
                            "than on unseen images")
@@ -221,6 +230,7 @@ def train_job(config: dict, sink: Sink, cancel: CancelToken, hooks: list[Hook] |
             state, evaluate=lambda: task.evaluate(state.model, val_loader, device, cancel),
             val_losses=lambda: validation_losses(state.model, val_loader, device, cancel, seed=cfg.seed),
             snapshot=xray_snapshot if "xray" in task.capabilities else None)
+        hook_list += [BNStatsRecorder(cfg.bn_stats_every)] if cfg.bn_stats_every > 0 else []  # duck-typed Hook
         Trainer(state, loader, hook_list + list(hooks or [])).run()
         return _finish(state)
 

@@ -21,7 +21,7 @@ def lr_at(step: int, cfg: TrainConfig, total_steps: int, steps_per_epoch: int, t
         raise ValueError(f"unknown schedule {cfg.schedule!r}; expected one of {SCHEDULES}")
     base = cfg.lr
     if cfg.schedule == "cosine":
-        t = min(1.0, max(step / max(1, total_steps), time_frac))
+        t = min(1.0, max(step / total_steps if total_steps > 0 else 0.0, time_frac))  # 0 = open-ended
         lr = base * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * t)))
     elif cfg.schedule == "step":
         epoch = step // max(1, steps_per_epoch)

@@ -17,6 +17,7 @@ Eval -> Checkpoint -> EarlyStop -> Summary -> MetricsWriter, then any extra hook
             non-finite check                    NonFiniteLoss names step and components
             cancel check                        a Stop that came during the forward skips the update
             backward, optimiser step, state.step += 1, state.epoch_batches += 1
+            task.step_stats(model), if the task has it -> state.losses["stat_<name>"] (never in 'loss')
             after_step(state)                   Stream: StepLosses event and metric rows;
                                                 Limits: max_steps / max_minutes set stop_reason;
                                                 Snapshot: X-ray capture every N steps
@@ -256,6 +257,9 @@ class Trainer:
         s.step += 1
         s.epoch_batches += 1
         values["loss"] = float(sum(v for k, v in values.items() if k != "loss_l1"))
+        step_stats = getattr(s.task, "step_stats", None)  # optional: numbers shown next to the losses
+        if step_stats is not None:
+            values.update({f"stat_{k}": float(v) for k, v in step_stats(s.model).items()})
         s.losses = values
         s.batch_images = len(ims) * s.dist.world_size
         s.last_step_end = time.perf_counter()

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import torch
+from torchvision.ops import boxes as box_ops
 
 
 def anchor_meta(sizes: Sequence[Sequence[float]], ratios: Sequence[Sequence[float]],
@@ -61,16 +63,12 @@ def anchors_at(arrays: dict[str, np.ndarray], x: float, y: float) -> np.ndarray:
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of (N, 4) and (M, 4) xyxy boxes -> (N, M) float64 (0 where the union is empty)."""
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    area_a = (a[:, 2] - a[:, 0]).clip(0) * (a[:, 3] - a[:, 1]).clip(0)
-    area_b = (b[:, 2] - b[:, 0]).clip(0) * (b[:, 3] - b[:, 1]).clip(0)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = (rb - lt).clip(0).prod(-1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    """IoU of (N, 4) and (M, 4) xyxy boxes -> (N, M) float64 (0 where the union is empty).
+
+    ``torchvision.ops.box_iou`` (the one IoU of the project) on float64 copies."""
+    ta = torch.as_tensor(np.asarray(a, np.float64).reshape(-1, 4))
+    tb = torch.as_tensor(np.asarray(b, np.float64).reshape(-1, 4))
+    return torch.nan_to_num(box_ops.box_iou(ta, tb), nan=0.0).numpy()
 
 
 def smallest_box_at(boxes: np.ndarray, x: float, y: float, mask: np.ndarray | None = None) -> int:

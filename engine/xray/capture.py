@@ -12,11 +12,17 @@ seeded RNG. Keys, shapes and frames are listed in docs/xray.md.
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
 import numpy as np
 import torch
 from torch import nn
 from torchvision.ops import boxes as box_ops
 
+from engine.events import ArraysReady
+from engine.losses.ohem import ohem_select
 from engine.xray.anchors import anchor_meta
 from engine.xray.frames import boxes_to_input, boxes_to_original, points_to_original, scale_xy
 from engine.xray.probes import probe, rpn_candidates
@@ -126,11 +132,13 @@ def _assemble(model: nn.Module, rec: dict, image_hw: tuple[int, int], gt: torch.
         _seed(dev, seed)
         label, matched, iou = _anchor_labels(rpn, anchors_in, gt_in)
         pos, neg = rpn.fg_bg_sampler([label])
-        rois, roi_matched, roi_label, _ = heads.select_training_samples([train_props.clone()], [target])
+        rois, roi_matched, roi_label, roi_targets = heads.select_training_samples([train_props.clone()], [target])
     a["anchor_label"] = label.cpu().numpy().astype(np.int8)
     a["anchor_matched_gt"] = matched.cpu().numpy().astype(np.int32)
     a["anchor_iou"] = iou.cpu().numpy().astype(np.float32)
     a["anchor_sampled"] = (pos[0] | neg[0]).bool().cpu().numpy()
+    a.update(_loss_option_arrays(rpn, heads, obj_logits.reshape(-1), label, feats, rois, roi_label, roi_targets,
+                                 image_list.image_sizes))
     rois, roi_label, roi_matched = rois[0], roi_label[0], roi_matched[0]
     a["rois"] = orig(rois)
     a["roi_label"] = roi_label.cpu().numpy().astype(np.int64)
@@ -152,6 +160,24 @@ def _assemble(model: nn.Module, rec: dict, image_hw: tuple[int, int], gt: torch.
     a["box_params"] = np.asarray([heads.score_thresh, heads.nms_thresh, heads.detections_per_img], np.float64)
     a["num_anchors_per_level"] = np.asarray(n_per_level, np.int64)
     return a
+
+
+def _loss_option_arrays(rpn: nn.Module, heads: nn.Module, logits: torch.Tensor, label: torch.Tensor, feats: dict,
+                        rois: list[torch.Tensor], roi_label: list[torch.Tensor], roi_targets: list[torch.Tensor],
+                        image_sizes: list) -> dict[str, np.ndarray]:
+    """What the model's loss options do to the sample (``engine.models.frcnn_heads``): a focal RPN puts every
+    labelled anchor in the loss (``anchor_sampled``) with a weight (``anchor_weights`` (A,)); OHEM scores every
+    RoI (the heads' ``rois`` are then all candidates: ``ohem_loss`` (R,)) and keeps the hardest (``ohem_kept``)."""
+    out: dict[str, np.ndarray] = {}
+    rpn_options, roi_options = getattr(rpn, "options", None), getattr(heads, "options", None)
+    if rpn_options is not None and rpn_options.rpn_loss == "focal":
+        out["anchor_sampled"] = (label >= 0).cpu().numpy()
+        out["anchor_weights"] = rpn.anchor_weights(logits, label).cpu().numpy().astype(np.float32)
+    if roi_options is not None and roi_options.roi_loss == "ohem":
+        loss = heads.ohem_losses(feats, rois, image_sizes, roi_label, roi_targets)[0]
+        out["ohem_loss"] = loss.cpu().numpy().astype(np.float32)
+        out["ohem_kept"] = ohem_select(loss, roi_options.ohem_k).cpu().numpy().astype(np.int64)
+    return out
 
 
 def _seed(device: torch.device, seed: int) -> None:
@@ -226,3 +252,131 @@ def _roi_levels(pool: nn.Module, feats: dict, keys: list[str], rois: torch.Tenso
     return {"roi_level": roi_level.astype(np.int32), "roi_pool_scales": pool_scales,
             "roi_pool_params": np.asarray([out_h, out_w, ratio, int(aligned)], np.int32),
             "roi_index": np.asarray(roi_index, np.int64), "roi_sampling_points": points.astype(np.float32)}
+
+
+# -- the typed capture (what crosses from the engine to the GUI and to .npz files) -------------------------
+KEYS: tuple[str, ...] = (
+    "anchors",
+    "anchor_level",
+    "anchor_size",
+    "anchor_ratio",
+    "anchor_label",
+    "anchor_matched_gt",
+    "anchor_iou",
+    "anchor_sampled",
+    "objectness",
+    "level_grid",
+    "level_stride",
+    "level_anchors",
+    "level_start",
+    "num_anchors_per_level",
+    "proposals_pre_nms",
+    "proposals_pre_nms_score",
+    "proposals_pre_nms_level",
+    "proposals_pre_nms_anchor",
+    "proposals",
+    "proposals_score",
+    "proposals_level",
+    "proposals_pre_index",
+    "rois",
+    "roi_label",
+    "roi_matched_gt",
+    "roi_iou",
+    "roi_level",
+    "roi_index",
+    "roi_sampling_points",
+    "roi_pool_scales",
+    "roi_pool_params",
+    "detections_pre_nms",
+    "detections_pre_nms_score",
+    "detections_pre_nms_label",
+    "detections_pre_nms_proposal",
+    "detections",
+    "detections_score",
+    "detections_label",
+    "detections_pre_index",
+    "gt_boxes",
+    "gt_labels",
+    "image_size",
+    "input_size",
+    "padded_size",
+    "scale",
+    "rpn_params",
+    "box_params",
+)
+"""Every array key of a capture, as documented in docs/xray.md (the npz also holds ``meta_json``)."""
+
+OPTIONAL_KEYS: tuple[str, ...] = (
+    "anchor_weights",  # focal RPN: per-anchor focal weight (A,) float32
+    "ohem_loss",  # OHEM RoI heads: loss of every candidate RoI (R,) float32
+    "ohem_kept",  # OHEM RoI heads: indices into rois of the kept RoIs (k,) int64, hardest first
+)
+"""Keys present only when the model's loss options produce them (docs/xray.md, 'Loss options')."""
+
+
+@dataclass(frozen=True)
+class XrayCapture:
+    """One X-ray capture: the documented arrays (original image pixels) and its meta.
+
+    ``arrays`` holds exactly ``KEYS`` (shapes and dtypes: docs/xray.md); ``meta``: project, image_id,
+    image_path, checkpoint, run_id, step, epoch, label_names, spec, notice, live. ``capture[key]`` reads
+    an array. ``to_npz``/``from_npz`` keep the documented npz layout (arrays + ``meta_json``);
+    ``to_event``/``from_event`` carry it to the GUI as ``ArraysReady(kind="xray")``.
+    """
+
+    arrays: dict[str, np.ndarray]
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        missing = [k for k in KEYS if k not in self.arrays]
+        if missing:
+            raise ValueError(f"X-ray capture lacks {', '.join(missing)}")
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        return self.arrays[key]
+
+    @property
+    def image_id(self) -> int | None:
+        v = self.meta.get("image_id")
+        return None if v is None else int(v)
+
+    @property
+    def live(self) -> bool:
+        return bool(self.meta.get("live"))
+
+    @property
+    def label_names(self) -> list[str]:
+        return list(self.meta.get("label_names") or [])
+
+    def to_npz_arrays(self) -> dict[str, np.ndarray]:
+        """The npz content: the arrays plus ``meta_json`` (a 0-d str array, no pickle needed)."""
+        return {**self.arrays, "meta_json": np.array(json.dumps(self.meta, default=_jsonable))}
+
+    def to_npz(self, path: str | Path) -> Path:
+        path = Path(path)
+        np.savez_compressed(path, **self.to_npz_arrays())
+        return path
+
+    @staticmethod
+    def from_npz(path: str | Path) -> XrayCapture:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files if k != "meta_json"}
+            meta = json.loads(str(z["meta_json"])) if "meta_json" in z.files else {}
+        return XrayCapture(arrays, meta)
+
+    def to_event(self) -> ArraysReady:
+        return ArraysReady(kind="xray", arrays=self.arrays, meta=self.meta)
+
+    @staticmethod
+    def from_event(event: ArraysReady) -> XrayCapture:
+        if event.kind != "xray":
+            raise ValueError(f"not an X-ray capture: {event.kind!r}")
+        return XrayCapture(dict(event.arrays), dict(event.meta))
+
+
+def _jsonable(v: object) -> object:
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    return str(v)

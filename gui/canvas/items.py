@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QBrush, QColor, QImage, QPainterPath, QPen, QPixmap, QPolygonF
+from PySide6.QtGui import QBrush, QColor, QImage, QPainterPath, QPainterPathStroker, QPen, QPixmap, QPolygonF
 from PySide6.QtWidgets import (
+    QGraphicsEllipseItem,
     QGraphicsItem,
     QGraphicsPathItem,
     QGraphicsPixmapItem,
@@ -25,7 +26,8 @@ from PySide6.QtWidgets import (
     QGraphicsRectItem,
 )
 
-from engine.project.shapes import Annotation, Box, Mask, Polygon
+from engine.project.geometry import box_handles
+from engine.project.shapes import Annotation, Box, Line, Mask, Point, Polygon
 from gui.canvas.view import Z_ANNOTATIONS, Z_TOOLS
 
 HANDLE_PX = 8  # edge length of an edit handle on screen
@@ -109,9 +111,7 @@ class BoxItem(QGraphicsRectItem):
 
     def handle_points(self) -> np.ndarray:
         """(8, 2) corners (tl, tr, br, bl) then edge midpoints (top, right, bottom, left)."""
-        x1, y1, x2, y2 = self.xyxy()
-        mx, my = (x1 + x2) / 2, (y1 + y2) / 2
-        return np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2], [mx, y1], [x2, my], [mx, y2], [x1, my]])
+        return box_handles(self.xyxy())
 
 
 class PolygonItem(QGraphicsPolygonItem):
@@ -148,23 +148,33 @@ class PolygonItem(QGraphicsPolygonItem):
         return self.points()
 
 
-def mask_pixmap(mask: np.ndarray, color: QColor, alpha: int = 110) -> tuple[QPixmap, int, int]:
-    """(H, W) {0,1} mask -> RGBA pixmap of its bounding box and the box's (x0, y0)."""
-    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-    if len(cols) == 0:
-        return QPixmap(), 0, 0
-    x0, x1, y0, y1 = cols[0], cols[-1] + 1, rows[0], rows[-1] + 1
-    crop = mask[y0:y1, x0:x1].astype(bool)
-    rgba = np.zeros((*crop.shape, 4), np.uint8)
-    rgba[crop] = (color.red(), color.green(), color.blue(), alpha)
+def mask_pixmap(mask: np.ndarray, color: QColor, alpha: int = 110, x0: int = 0, y0: int = 0,
+                tight: bool = False) -> tuple[QPixmap, int, int]:
+    """(h, w) {0,1} mask (a crop at (x0, y0)) -> translucent pixmap of its bounding box and the box's (x0, y0).
+
+    ``tight``: the crop already is its bounding box (a stored ``Mask`` crop), so it is not searched again.
+    One byte per pixel goes to Qt (an indexed image with a two-colour table), no RGBA array is built.
+    """
+    if not tight:
+        rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+        if len(cols) == 0:
+            return QPixmap(), 0, 0
+        c0, c1, r0, r1 = cols[0], cols[-1] + 1, rows[0], rows[-1] + 1
+        mask = mask[r0:r1, c0:c1]
+        x0, y0 = x0 + int(c0), y0 + int(r0)
+    crop = np.ascontiguousarray(mask, dtype=np.uint8)
     h, w = crop.shape
-    img = QImage(rgba.data, w, h, 4 * w, QImage.Format.Format_RGBA8888).copy()
-    return QPixmap.fromImage(img), int(x0), int(y0)
+    if h == 0 or w == 0:
+        return QPixmap(), 0, 0
+    img = QImage(crop.data, w, h, w, QImage.Format.Format_Indexed8)
+    img.setColorTable([0, QColor(color.red(), color.green(), color.blue(), alpha).rgba()])
+    return QPixmap.fromImage(img.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)), int(x0), int(y0)
 
 
 class MaskItem(QGraphicsPixmapItem):
     def __init__(self, ann: Annotation, color: QColor) -> None:
-        pix, x0, y0 = mask_pixmap(ann.geometry.to_array(), color)
+        cx, cy, crop = ann.geometry.crop()  # the stored crop only, never the (H, W) image
+        pix, x0, y0 = mask_pixmap(crop, color, 110, cx, cy, tight=ann.geometry.image_size is not None)
         super().__init__(pix)
         self.setOffset(x0, y0)
         _init_item(self, ann)
@@ -181,7 +191,89 @@ class MaskItem(QGraphicsPixmapItem):
         return np.zeros((0, 2))
 
 
-AnnotationItem = BoxItem | PolygonItem | MaskItem
+POINT_PX = 5.0  # screen radius of a point
+
+
+class LineItem(QGraphicsPathItem):
+    """An open polyline (labelme's line/linestrip): vertices are its handles, dragged like a polygon's."""
+
+    def __init__(self, ann: Annotation, color: QColor) -> None:
+        super().__init__()
+        _init_item(self, ann)
+        self.style = Style.of(color, 0)
+        self.set_selected_look(False)
+        self.set_points(ann.geometry.points)
+
+    def set_selected_look(self, on: bool) -> None:
+        pen = QPen(self.style.selected_pen if on else self.style.pen)
+        pen.setWidthF(3.0 if on else 2.0)
+        self.setPen(pen)
+
+    def update_from(self, ann: Annotation, color: QColor) -> bool:
+        if not isinstance(ann.geometry, Line):
+            return False
+        _restyle(self, ann, color, 0)
+        self.set_points(ann.geometry.points)
+        return True
+
+    def set_points(self, points: np.ndarray) -> None:
+        self._points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        path = QPainterPath(QPointF(*self._points[0]))
+        for x, y in self._points[1:]:
+            path.lineTo(float(x), float(y))
+        self.setPath(path)
+
+    def points(self) -> np.ndarray:
+        p = self.pos()
+        return self._points + [p.x(), p.y()]
+
+    def handle_points(self) -> np.ndarray:
+        return self.points()
+
+    def shape(self) -> QPainterPath:  # noqa: D102 - a thin line is hard to hit: a few pixels around it
+        stroker = QPainterPathStroker()
+        views = self.scene().views() if self.scene() is not None else []
+        zoom = views[0].transform().m11() if views else 1.0
+        stroker.setWidth(8.0 / max(zoom, 1e-6))
+        return stroker.createStroke(self.path())
+
+
+class PointItem(QGraphicsEllipseItem):
+    """A point: a small disc of constant screen size (``POINT_PX``) at the point."""
+
+    def __init__(self, ann: Annotation, color: QColor) -> None:
+        super().__init__()
+        _init_item(self, ann)
+        self.style = Style.of(color, 200)
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations, True)
+        self.setRect(QRectF(-POINT_PX, -POINT_PX, 2 * POINT_PX, 2 * POINT_PX))
+        self.set_selected_look(False)
+        self.set_points(ann.geometry.points)
+
+    def set_selected_look(self, on: bool) -> None:
+        self.setPen(self.style.selected_pen if on else self.style.pen)
+        self.setBrush(self.style.selected_brush if on else self.style.brush)
+
+    def update_from(self, ann: Annotation, color: QColor) -> bool:
+        if not isinstance(ann.geometry, Point):
+            return False
+        _restyle(self, ann, color, 200)
+        self.set_points(ann.geometry.points)
+        return True
+
+    def set_points(self, points: np.ndarray) -> None:
+        self._xy = np.asarray(points, dtype=np.float64).reshape(2)
+        self.setPos(float(self._xy[0]), float(self._xy[1]))
+
+    def points(self) -> np.ndarray:
+        p = self.pos()
+        return np.array([[p.x(), p.y()]])
+
+    def handle_points(self) -> np.ndarray:
+        return np.zeros((0, 2))
+
+
+AnnotationItem = BoxItem | PolygonItem | MaskItem | LineItem | PointItem
 
 
 def make_item(ann: Annotation, color: QColor) -> AnnotationItem:
@@ -193,9 +285,13 @@ def make_item(ann: Annotation, color: QColor) -> AnnotationItem:
         item = PolygonItem(ann, color)
     elif isinstance(g, Mask):
         item = MaskItem(ann, color)
+    elif isinstance(g, Line):
+        item = LineItem(ann, color)
+    elif isinstance(g, Point):
+        item = PointItem(ann, color)
     else:
         raise TypeError(f"no item for {type(g).__name__}")
-    item.setZValue(Z_ANNOTATIONS + (0.5 if isinstance(g, Box) else 0.0))
+    item.setZValue(Z_ANNOTATIONS + (0.5 if isinstance(g, Box) else 0.7 if isinstance(g, Point | Line) else 0.0))
     item.setToolTip(f"#{ann.id} {ann.kind}" + (f" score {ann.score:.2f}" if ann.score is not None else ""))
     return item
 

@@ -17,7 +17,6 @@ import itertools
 import math
 from collections import OrderedDict
 from collections.abc import Hashable
-from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import QRectF
@@ -25,9 +24,7 @@ from PySide6.QtGui import QColor, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
 from engine.project.pyramid import Pyramid
-
-if TYPE_CHECKING:
-    from gui.canvas.image_loader import WorkerPool
+from gui.workers import VISIBLE_TILES, WorkerPool
 
 _UIDS = itertools.count(1)
 _MISSING = QColor(58, 58, 62)
@@ -98,12 +95,13 @@ class TiledImageItem(QGraphicsItem):
         return pm
 
     def _request(self, level: int, tx: int, ty: int) -> None:
-        key = (self.uid, level, tx, ty)
+        key = ("tile", self.uid, level, tx, ty)
         if not self.pool.is_pending(key):
-            self.pool.submit(key, lambda: tile_qimage(self.pyramid, level, tx, ty), self._on_tile)
+            self.pool.submit(key, lambda: tile_qimage(self.pyramid, level, tx, ty), self._on_tile,
+                             priority=VISIBLE_TILES)
 
     def _on_tile(self, key: Hashable, img: object) -> None:
-        _, level, tx, ty = key  # type: ignore[misc]
+        _, _, level, tx, ty = key  # type: ignore[misc]
         if not isinstance(img, QImage) or (level, tx, ty) in self._cache:
             return
         pm = QPixmap.fromImage(img)
@@ -117,10 +115,13 @@ class TiledImageItem(QGraphicsItem):
 
     def release(self) -> None:
         """Forget pending tile requests and cached tiles (the item is leaving the canvas)."""
-        uid = self.uid
-        self.pool.cancel_where(lambda k: isinstance(k, tuple) and k[0] == uid)
+        self.pool.cancel_where(self.owns)
         self._cache.clear()
         self._bytes = 0
+
+    def owns(self, key: Hashable) -> bool:
+        """A pool key of one of this item's tile requests."""
+        return isinstance(key, tuple) and len(key) == 5 and key[:2] == ("tile", self.uid)
 
     def cached_tiles(self) -> int:
         return len(self._cache)

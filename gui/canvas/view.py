@@ -2,8 +2,15 @@
 
 The image item sits at (0, 0) with 1 scene unit = 1 pixel, so annotation items and X-ray overlay
 layers draw directly in original-image pixels (x right, y down). Z order: image 0, annotations 10,
-overlays 20+, tool previews 100. Wheel zooms around the cursor, middle-drag or Space+drag pans,
-``fit`` fits the image to the window.
+overlays 20+, tool previews 100. Wheel zooms around the cursor (``wheel_scrolls``: labelme's convention,
+wheel scrolls and Ctrl+wheel zooms), middle-drag or Space+drag pans, ``fit`` fits the image to the window.
+
+Fitting converges in one pass whatever the sizes: the view has no scroll bars (pan with Space/middle drag,
+or the wheel in labelme mode), so a fit never changes the viewport's size (with scroll bars that appeared
+and disappeared, a narrow view looped resizeEvent -> fit -> zoom forever), and a resize refits only when
+the viewport size changed.
+``keep_view``: a new image of the same size keeps the zoom and position (unless in fit mode).
+``set_levels(brightness, contrast)``: display-only adjustment of a plain (not tiled) image.
 """
 
 from __future__ import annotations
@@ -12,8 +19,19 @@ import math
 from typing import Protocol
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QKeyEvent, QMouseEvent, QPainter, QPixmap, QWheelEvent
+from PySide6.QtCore import QPoint, QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import (
+    QColor,
+    QContextMenuEvent,
+    QFont,
+    QImage,
+    QKeyEvent,
+    QMouseEvent,
+    QPainter,
+    QPixmap,
+    QTransform,
+    QWheelEvent,
+)
 from PySide6.QtWidgets import QGraphicsPixmapItem, QGraphicsScene, QGraphicsSimpleTextItem, QGraphicsView, QWidget
 
 Z_IMAGE, Z_ANNOTATIONS, Z_OVERLAYS, Z_TOOLS = 0.0, 10.0, 20.0, 100.0
@@ -28,7 +46,7 @@ def rgb_to_qimage(rgb: np.ndarray) -> QImage:
 
 
 class CanvasTool(Protocol):
-    """An editing tool (``gui.canvas.tools``): gets mouse/key events before the view; True = handled."""
+    """An editing tool (e.g. ``gui.labeling.tools``): gets mouse/key events before the view; True = handled."""
 
     def mouse_press(self, event: QMouseEvent, pos: QPointF) -> bool: ...
     def mouse_move(self, event: QMouseEvent, pos: QPointF) -> bool: ...
@@ -44,6 +62,7 @@ class CanvasView(QGraphicsView):
     zoom_changed = Signal(float)  # view scale (1.0 = 100 %)
     clicked = Signal(float, float, int)  # image pixel x, y, Qt.KeyboardModifiers as int
     image_size_changed = Signal(int, int)  # width, height (0, 0 when no image)
+    context_menu = Signal(QPoint, QPointF)  # global position, image pixel position
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -62,7 +81,16 @@ class CanvasView(QGraphicsView):
         self._space_down = False
         self.last_cursor = QPointF(-1, -1)
         self._fit_mode = True  # refit on resize until the user zooms or pans
+        self._fitted_for = QSize(-1, -1)  # viewport size of the last fit
+        self._fitting = False
+        self.fit_count = 0  # fits done (tests check that a resize does not loop)
+        self.wheel_scrolls = False  # labelme: wheel scrolls, Ctrl+wheel zooms
+        self.keep_view = False  # a new image keeps zoom and position (when not fitting)
+        self._levels = (0.0, 1.0)  # brightness offset (-1..1), contrast factor
+        self._source: QImage | None = None  # the unadjusted image of a plain pixmap item
         self.tool: CanvasTool | None = None  # active editing tool; panning keys/buttons stay with the view
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # see the module docstring
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
 
     # -- content ------------------------------------------------------------------------------
     def image_size(self) -> tuple[int, int]:
@@ -82,7 +110,8 @@ class CanvasView(QGraphicsView):
         self._image_item.setTransformationMode(Qt.TransformationMode.FastTransformation)
         self.scene().addItem(self._image_item)
         self._set_size(w, h)
-        if fit:
+        self._remember_source()
+        if fit and not self._keeps_view():
             self.fit()
 
     def set_image_item(self, item: QGraphicsPixmapItem | None, width: int, height: int, fit: bool = True) -> None:
@@ -93,8 +122,43 @@ class CanvasView(QGraphicsView):
             self.scene().addItem(item)
             self._image_item = item
         self._set_size(width, height)
-        if fit:
+        self._remember_source()
+        if fit and not self._keeps_view():
             self.fit()
+
+    def _keeps_view(self) -> bool:
+        return self.keep_view and not self._fit_mode
+
+    # -- display levels ---------------------------------------------------------------------------
+    def levels(self) -> tuple[float, float]:
+        return self._levels
+
+    def set_levels(self, brightness: float = 0.0, contrast: float = 1.0) -> None:
+        """Display-only brightness (-1..1, added) and contrast (factor around mid-grey); data never changes."""
+        self._levels = (float(brightness), float(contrast))
+        self._apply_levels()
+
+    def _remember_source(self) -> None:
+        item = self._image_item
+        self._source = item.pixmap().toImage() if type(item) is QGraphicsPixmapItem else None
+        if self._levels != (0.0, 1.0):
+            self._apply_levels()
+
+    def _apply_levels(self) -> None:
+        item, src = self._image_item, self._source
+        if src is None or type(item) is not QGraphicsPixmapItem or src.isNull():
+            return
+        b, c = self._levels
+        if (b, c) == (0.0, 1.0):
+            item.setPixmap(QPixmap.fromImage(src))
+            return
+        img = src.convertToFormat(QImage.Format.Format_RGB32)
+        lut = np.clip((np.arange(256, dtype=np.float32) - 127.5) * c + 127.5 + b * 255, 0, 255).astype(np.uint8)
+        a = np.frombuffer(img.constBits(), np.uint8, img.sizeInBytes()).reshape(img.height(), img.bytesPerLine())
+        out = lut[a]
+        out.reshape(img.height(), -1, 4)[:, :img.width(), 3] = 255
+        adj = QImage(out.data, img.width(), img.height(), img.bytesPerLine(), QImage.Format.Format_RGB32).copy()
+        item.setPixmap(QPixmap.fromImage(adj))
 
     def show_message(self, text: str) -> None:
         """Replace the image by a readable message (e.g. 'cannot decode image: ...')."""
@@ -123,6 +187,7 @@ class CanvasView(QGraphicsView):
         self.image_size_changed.emit(w, h)
 
     def _clear_image(self) -> None:
+        self._source = None
         for attr in ("_image_item", "_message_item"):
             item = getattr(self, attr)
             if item is not None:
@@ -134,29 +199,54 @@ class CanvasView(QGraphicsView):
         return self.transform().m11()
 
     def fit(self) -> None:
+        """Fit the whole image into the viewport; stays fitted on resizes until the user zooms or pans."""
+        self._set_fit_mode(True)
+        self._fit_now()
+
+    def is_fitting(self) -> bool:
+        return self._fit_mode
+
+    def _set_fit_mode(self, on: bool) -> None:
+        self._fit_mode = on
+
+    def _fit_now(self) -> None:
         w, h = self._image_size
-        if not w or not h:
+        if not w or not h or self._fitting:
             return
-        self.resetTransform()
-        self.fitInView(QRectF(0, 0, w, h), Qt.AspectRatioMode.KeepAspectRatio)
-        self._fit_mode = True
-        self.zoom_changed.emit(self.zoom())
+        self._fitting = True
+        try:
+            vp = self.viewport().size()
+            self._fitted_for = QSize(vp)
+            s = max(MIN_ZOOM, min(MAX_ZOOM, min(max(vp.width() - 2, 1) / w, max(vp.height() - 2, 1) / h)))
+            old = self.zoom()
+            self.setTransform(QTransform.fromScale(s, s))
+            self.centerOn(w / 2, h / 2)
+            self.fit_count += 1
+        finally:
+            self._fitting = False
+        if abs(self.zoom() - old) > 1e-12 or self.fit_count == 1:
+            self.zoom_changed.emit(self.zoom())
 
     def show_rect(self, rect: QRectF) -> None:
         """Zoom and pan so ``rect`` (image pixels) fills the view."""
+        self._set_fit_mode(False)
         self.resetTransform()
         self.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
-        self._fit_mode = False
         self.zoom_changed.emit(self.zoom())
 
     def resizeEvent(self, event: object) -> None:  # noqa: N802
         super().resizeEvent(event)
-        if self._fit_mode:
-            self.fit()
+        if self._fit_mode and self.viewport().size() != self._fitted_for:
+            self._fit_now()
+
+    def showEvent(self, event: object) -> None:  # noqa: N802
+        super().showEvent(event)
+        if self._fit_mode and self.viewport().size() != self._fitted_for:
+            self._fit_now()
 
     def zoom_by(self, factor: float, anchor_view: QPointF | None = None) -> None:
         """Multiply the zoom by ``factor`` keeping the scene point under ``anchor_view`` fixed."""
-        self._fit_mode = False
+        self._set_fit_mode(False)
         new = min(MAX_ZOOM, max(MIN_ZOOM, self.zoom() * factor))
         factor = new / self.zoom()
         if anchor_view is None:
@@ -169,15 +259,29 @@ class CanvasView(QGraphicsView):
 
     def pan_by(self, dx: float, dy: float) -> None:
         """Move the content by (dx, dy) viewport pixels."""
-        self._fit_mode = False
+        self._set_fit_mode(False)
         h, v = self.horizontalScrollBar(), self.verticalScrollBar()
         h.setValue(round(h.value() - dx))
         v.setValue(round(v.value() - dy))
 
     def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802
+        ctrl = bool(event.modifiers() & Qt.KeyboardModifier.ControlModifier)
+        if self.wheel_scrolls and not ctrl:  # labelme: wheel scrolls (Shift: sideways), Ctrl+wheel zooms
+            d = event.angleDelta()
+            dx, dy = d.x(), d.y()
+            if event.modifiers() & Qt.KeyboardModifier.ShiftModifier:
+                dx, dy = dy, dx
+            self.pan_by(dx / 2.0, dy / 2.0)
+            event.accept()
+            return
         steps = event.angleDelta().y() / 120.0
         if steps:
             self.zoom_by(math.pow(1.2, steps), event.position())
+        event.accept()
+
+    def contextMenuEvent(self, event: QContextMenuEvent) -> None:  # noqa: N802
+        p = self.mapToScene(event.pos())
+        self.context_menu.emit(event.globalPos(), QPointF(p))
         event.accept()
 
     def keyPressEvent(self, event: object) -> None:  # noqa: N802

@@ -38,7 +38,8 @@ def test_unknown_model_is_one_line_naming_the_valid_ones(capsys, tmp_path) -> No
 
 def test_options_are_validated_once() -> None:
     for bad, match in (({"optimizer": "adam"}, "optimizer 'adam' is not one of sgd, adamw"),
-                       ({"epochs": -1}, "epochs must be >= 0"), ({"max_steps": -5}, "max_steps must be >= 0"),
+                       ({"epochs": -1}, "epochs must be >= 1"), ({"epochs": 0}, "epochs must be >= 1"),
+                       ({"max_steps": -5}, "max_steps must be >= 0"),
                        ({"min_size": -100}, "min_size must be >= 0"), ({"max_size": 5}, ">= 16"),
                        ({"weight_decay": -1.0}, "weight_decay must be >= 0"), ({"lr": float("nan")}, "finite"),
                        ({"train_ids": [1, 2], "val_ids": [2]}, "share 1 images")):
@@ -73,3 +74,39 @@ def test_faster_rcnn_first_steps_are_unchanged_by_the_registry(tmp_path) -> None
     for g, ref in zip(got, gold):
         for k, v in ref["losses"].items():
             assert g[k] == pytest.approx(v, rel=1e-5, abs=1e-6), k
+
+
+def test_time_budget_alone_trains_for_the_budget(demo_copy, capsys) -> None:
+    """--max-minutes without --epochs: no epoch cap (the time limit ends the run, not an epoch count),
+    the schedule is planned for the time (the LR has annealed by the stop)."""
+    from engine.events import RunStarted
+    from engine.project.store import Store
+    from engine.train.job import train_job
+
+    cfg = TrainConfig(project=str(demo_copy), max_minutes=0.1, batch_size=4, max_images=4, min_size=96,
+                      max_size=128, val_split="", warmup_steps=0, device="cpu")
+    sink = Collector()
+    res = train_job(cfg.to_dict(), sink, CancelToken())
+    assert sink.of(RunStarted)[0].total_steps == 0  # open-ended: the budget decides
+    with Store(demo_copy) as store:
+        assert store.run(res["run_id"])["summary"]["stop_reason"] == "time_limit"
+    assert res["status"] == "finished" and res["step"] == res["epoch"] + 1  # 1 step an epoch, every epoch run
+    lrs = [e.lr for e in sink.of(StepLosses)]
+    assert lrs[0] == pytest.approx(cfg.lr, rel=0.05) and lrs[-1] < 0.3 * cfg.lr  # cosine over the time budget
+    # with --epochs the epochs cap the run; 0 is refused in one line
+    assert main(["train", "--project", str(demo_copy), "--epochs", "0"]) == 1
+    assert capsys.readouterr().err.strip() == ("error: epochs must be >= 1 (got 0); leave it out to train until "
+                                               "--max-minutes")
+
+
+def test_an_option_a_model_does_not_read_is_refused_not_ignored(demo_copy) -> None:
+    from engine.train.job import train_job
+    from engine.train.trainer import TrainingError
+
+    others = [n for n in TASKS if "rpn_loss" not in getattr(get_task(n), "options", ())]
+    if not others:
+        pytest.skip("every registered model reads --rpn-loss")
+    cfg = TrainConfig(project=str(demo_copy), model=others[0], backbone=get_task(others[0]).backbones[0],
+                      rpn_loss="focal", max_steps=1)
+    with pytest.raises(TrainingError, match=rf"--rpn-loss does not apply to {others[0]} \(it is read by faster_rcnn"):
+        train_job(cfg.to_dict(), Collector(), CancelToken())

@@ -26,10 +26,11 @@ def test_overfit_one_batch_loss_falls(demo_copy) -> None:
     steps = sink.of(StepLosses)
     assert [e.step for e in steps] == list(range(1, 21))
     first, last = steps[0].losses, steps[-1].losses
-    assert COMPONENTS | {"loss_l1", "loss"} == set(first)
-    # the total is over the data terms (as the validation total); the L1 term is shown on its own
-    assert math.isclose(first["loss"], sum(v for k, v in first.items() if k not in ("loss", "loss_l1")),
-                        rel_tol=1e-6)
+    stats = {"stat_fg_anchors", "stat_bg_anchors", "stat_easy_neg_share", "stat_roi_fg_fraction",
+             "stat_roi_easy_neg_share"}  # the task's step_stats, streamed next to the losses
+    assert COMPONENTS | {"loss_l1", "loss"} | stats == set(first)
+    # the total is over the data terms (as the validation total); the L1 term and the stats are shown on their own
+    assert math.isclose(first["loss"], sum(v for k, v in first.items() if k in COMPONENTS), rel_tol=1e-6)
     assert min(e.losses["loss"] for e in steps[-5:]) < 0.5 * first["loss"], (first["loss"], last["loss"])
     assert all(e.lr > 0 and e.images_per_s > 0 and e.eta_s >= 0 for e in steps)
     assert steps[-1].eta_s == 0

@@ -27,6 +27,9 @@ def test_warmup_then_cosine_step_and_constant() -> None:
     # under a time limit the cosine follows elapsed time when that is further along than the steps
     assert lr_at(20, cos, 100, 10, time_frac=1.0) == pytest.approx(0.001)
     assert lr_at(20, cos, 100, 10, time_frac=0.1) == lr_at(20, cos, 100, 10)
+    # a time budget alone (total_steps 0, open-ended): the cosine follows the clock only
+    assert lr_at(500, cos, 0, 10, time_frac=0.0) == pytest.approx(0.1)
+    assert lr_at(500, cos, 0, 10, time_frac=0.5) == pytest.approx(0.1 * (0.01 + 0.99 * 0.5))
 
     step = TrainConfig(lr=0.1, schedule="step", step_epochs=2, step_gamma=0.5, warmup_steps=0)
     assert [lr_at(s, step, 100, 10) for s in (0, 19, 20, 39, 40)] == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.025])

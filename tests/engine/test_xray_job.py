@@ -18,7 +18,7 @@ from engine.project.shapes import instances
 from engine.project.store import Store
 from engine.tasks.checkpoint import load_model
 from engine.train.job import train_job
-from engine.xray.capture import image_tensor
+from engine.xray.capture import OPTIONAL_KEYS, image_tensor
 from engine.xray.job import XrayError, load_image_and_gt, xray_job
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "xray.md"
@@ -105,8 +105,12 @@ def test_cli_writes_documented_npz(demo_project: Path, tmp_path: Path, capsys: p
         assert int(z["roi_index"]) == 3 and z["roi_sampling_points"].shape == (196, 2)
         assert z["anchors"].dtype == np.float32 and z["anchor_label"].dtype == np.int8
         meta = json.loads(str(z["meta_json"]))
-        documented = set(re.findall(r"^\| `(\w+)` \|", DOCS.read_text(), re.M))
+        text = DOCS.read_text()
+        keys = text.split("\n## Keys\n", 1)[1].split("\n## ", 1)[0]  # the Faster R-CNN table (YOLO's is its own)
+        documented = set(re.findall(r"^\| `(\w+)` \|", keys, re.M))
         assert documented == set(z.files)  # docs/xray.md lists every key, and only real ones
+        options = text.split("\n## Loss options", 1)[1].split("\n## ", 1)[0]  # keys of the loss options only
+        assert set(re.findall(r"^\| `(\w+)` \|", options, re.M)) == set(OPTIONAL_KEYS)
     assert meta["image_id"] == rec.id and "UNTRAINED" in meta["notice"]
     assert cli_main(["xray", "--project", str(demo_project), "--image", "nope.png", "--out", str(out)]) == 1
     assert "neither an image id" in capsys.readouterr().err

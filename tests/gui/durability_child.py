@@ -18,8 +18,8 @@ from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from gui.canvas.items import BoxItem  # noqa: E402
+from gui.canvas.testing import click, drag, key  # noqa: E402
 from gui.main_window import MainWindow  # noqa: E402
-from gui.testing import click, drag, key  # noqa: E402
 
 
 def main(project: str) -> None:

@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from engine.analysis.anchor_config import parse_ratios, parse_sizes
 from engine.analysis.anchor_design import anchor_stats, dataset_boxes
 from engine.models.faster_rcnn import DetectorSpec
 from engine.project.store import Store
-from gui.panels.anchor_design import AnchorDesignPanel, parse_ratios, parse_sizes
+from gui.xray.anchor_design import AnchorDesignPanel
 
 
 def test_parsing_and_errors():

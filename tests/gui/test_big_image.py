@@ -20,9 +20,10 @@ from PySide6.QtWidgets import QGraphicsPixmapItem
 from engine.jobs import CancelToken, Collector
 from engine.project.scan import add_folder_job
 from engine.project.store import Store
-from gui.canvas.image_loader import ImageLoader, WorkerPool
+from gui.canvas.image_loader import ImageLoader
 from gui.canvas.tiled_image import TiledImageItem
 from gui.main_window import MainWindow
+from gui.workers import CURRENT_IMAGE, OTHER, THUMBNAILS, VISIBLE_TILES, WorkerPool
 
 BIG = 20_000
 PATCH = (12_000, 13_000, 300, 200)  # x, y, w, h of a dark patch in the big grey image
@@ -229,14 +230,43 @@ def test_worker_pool_runs_off_thread_delivers_on_gui_thread_newest_first(qtbot) 
     def err(key: object, e: BaseException) -> None:
         done.append((key, str(e), threading.current_thread() is threading.main_thread()))
 
-    pool.submit(0, lambda: job(0), ok, err)  # blocks the only worker
+    pool.submit(0, lambda: job(0), ok, err, priority=THUMBNAILS)  # blocks the only worker
     qtbot.waitUntil(lambda: len(ran_on) == 1)
     for v in range(1, 7):  # only the newest 3 stay pending
-        pool.submit(v, lambda v=v: job(v), ok, err)
-    pool.submit(99, lambda: job(99), ok, err)
+        pool.submit(v, lambda v=v: job(v), ok, err, priority=THUMBNAILS)
+    pool.submit(99, lambda: job(99), ok, err, priority=THUMBNAILS)
     pool.cancel_where(lambda k: k == 5)
     assert pool.is_pending(6) and not pool.is_pending(5) and not pool.is_pending(1)
     gate.set()
     assert pool.wait(10)
     assert done == [(0, 0, True), (99, "bad pixels", True), (6, 60, True)]
     assert all(name != threading.main_thread().name for name in ran_on)
+
+
+def test_worker_pool_serves_the_current_image_first_and_keeps_a_thread_for_images(qtbot) -> None:
+    pool = WorkerPool(max_workers=2)
+    gate, long_gate = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def run(name: str, wait: threading.Event | None = None) -> str:
+        if wait is not None:
+            wait.wait(10)
+        order.append(name)
+        return name
+
+    def done(_key: object, _value: object) -> None:
+        pass
+
+    pool.submit("training", lambda: run("training", long_gate), priority=OTHER)  # holds a thread for long
+    pool.submit("blocker", lambda: run("blocker", gate), done, priority=THUMBNAILS)
+    qtbot.waitUntil(lambda: len(pool._running) == 2)  # noqa: SLF001  training and blocker run
+    pool.submit("export", lambda: run("export"), done, priority=OTHER)  # must not take the image thread
+    pool.submit("thumb", lambda: run("thumb"), done, priority=THUMBNAILS)
+    pool.submit("tile", lambda: run("tile"), done, priority=VISIBLE_TILES)
+    pool.submit("image", lambda: run("image"), done, priority=CURRENT_IMAGE)
+    gate.set()
+    qtbot.waitUntil(lambda: len(order) == 4, timeout=10_000)
+    assert order == ["blocker", "image", "tile", "thumb"]  # the export waits for the training's thread
+    long_gate.set()
+    assert pool.wait(10)
+    assert order[4:] in (["training", "export"], ["export", "training"])

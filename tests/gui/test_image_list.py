@@ -15,9 +15,9 @@ from PySide6.QtTest import QTest
 
 from engine.project.shapes import Annotation, Box
 from engine.project.store import Store
+from gui.images.filter import ImageFilter
+from gui.images.panel import IMAGE_ID_ROLE, ImageListPanel
 from gui.main_window import MainWindow
-from gui.panels.image_filter import ImageFilter
-from gui.panels.images import IMAGE_ID_ROLE, ImageListPanel, add_images_from_folder
 
 ROLES = (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole, Qt.ItemDataRole.DecorationRole, IMAGE_ID_ROLE)
 
@@ -178,7 +178,7 @@ def test_thumbnails_load_in_background_and_show_the_image(window: MainWindow, de
     assert thumbs is not None
     icon = m.data(m.index(0), Qt.ItemDataRole.DecorationRole)
     assert isinstance(icon, QIcon)
-    assert thumbs.pool.wait(30)
+    assert thumbs.wait(30)
     icon = m.data(m.index(0), Qt.ItemDataRole.DecorationRole)
     assert icon is not thumbs.blank and icon is not thumbs.broken
     img = icon.pixmap(48, 48).toImage()
@@ -194,7 +194,7 @@ def test_thumbnails_load_in_background_and_show_the_image(window: MainWindow, de
     (demo_copy / rec.path).write_bytes(b"broken")
     thumbs.clear()
     m.data(m.index(m.row_of(rec.id)), Qt.ItemDataRole.DecorationRole)
-    assert thumbs.pool.wait(30)
+    assert thumbs.wait(30)
     assert m.data(m.index(m.row_of(rec.id)), Qt.ItemDataRole.DecorationRole) is thumbs.broken
 
 
@@ -207,7 +207,7 @@ def test_add_images_from_folder_runs_as_a_job_and_reloads_the_list(window: MainW
     assert "&Add images from folder…" in [a.text() for a in window.file_menu.actions()]
     current = window.image_id
     before = window.images.model.total()
-    adder = add_images_from_folder(window, window.store, window.bridge, window.images, folder)
+    adder = window.images_feature.add_folder(folder)
     assert adder is not None
     with qtbot.waitSignal(adder.finished, timeout=30000) as sig:
         pass

@@ -14,7 +14,7 @@ from engine.data.demo import generate_demo
 from engine.project.formats.compare import compare_projects
 from engine.project.store import Store
 from gui.bridge import EngineBridge
-from gui.panels.interop_dialog import ExportDialog, ImportDialog, InteropRunner, run_interop
+from gui.interop.dialog import ExportDialog, ImportDialog, InteropRunner, run_interop
 
 
 @pytest.fixture()

@@ -10,8 +10,8 @@ from PySide6.QtCore import QRectF, Qt
 
 from engine.project.shapes import Mask
 from gui.canvas.items import BoxItem, MaskItem, PolygonItem
+from gui.canvas.testing import click, double_click, drag, key, scene_of, vp
 from gui.main_window import MainWindow
-from gui.testing import click, double_click, drag, key, scene_of, vp
 
 CTRL = Qt.KeyboardModifier.ControlModifier
 
@@ -243,9 +243,12 @@ def test_rubber_band_ctrl_click_and_click_through(window: MainWindow) -> None:
     box = next(i for i in w.annotations.items.values() if isinstance(i, BoxItem))
     bx = box.annotation.geometry.xyxy
     inside = ((bx[0] + bx[2]) / 2, (bx[1] + bx[3]) / 2)
-    click(c, *inside, CTRL)  # ctrl-click removes it from the selection
-    assert int(box.data(0)) not in w.annotations.selected_ids()
-    click(c, *inside)  # a plain click selects only it (the box is on top of its mask)
+    click(c, *inside, CTRL)  # ctrl-click removes its object from the selection
+    obj = w.annotations.object_ids(int(box.data(0)))
+    assert not set(obj) & set(w.annotations.selected_ids())
+    click(c, *inside)  # a plain click selects its whole object (the demo's box + mask)
+    assert w.annotations.selected_ids() == obj and len(obj) == 2
+    click(c, *inside, Qt.KeyboardModifier.AltModifier)  # Alt+click: only the part (the box is on top)
     assert w.annotations.selected_ids() == [int(box.data(0))]
     stack = w.annotations.items_at(w.annotations.items[int(box.data(0))].sceneBoundingRect().center())
     click(c, *inside)  # clicking the selected shape again selects the one under it

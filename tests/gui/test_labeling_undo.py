@@ -11,8 +11,8 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QDialog, QFileDialog, QMessageBox
 
 from engine.project.store import Store
+from gui.canvas.testing import click, drag, key
 from gui.main_window import MainWindow
-from gui.testing import click, drag, key
 
 CTRL = Qt.KeyboardModifier.ControlModifier
 SHIFT = Qt.KeyboardModifier.ShiftModifier

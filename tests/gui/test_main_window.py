@@ -113,6 +113,6 @@ def test_geometry_and_recent_projects_are_remembered(qtbot, demo_copy: Path, tmp
     w2 = MainWindow(demo_copy)
     qtbot.addWidget(w2)
     assert (w2.width(), w2.height()) == (700, 500)
-    from gui.settings import recent_projects
+    from gui.widgets.settings import recent_projects
 
     assert recent_projects()[0] == str(demo_copy.resolve())

@@ -10,7 +10,7 @@ from PySide6.QtGui import QImage
 
 from engine.events import EpochSummary, RunFinished, StepLosses
 from engine.project.store import Store
-from gui.panels.plots import PlotsPanel
+from gui.training.plots import PlotsPanel
 
 COMPONENTS = ("loss_objectness", "loss_rpn_box_reg", "loss_classifier", "loss_box_reg")
 

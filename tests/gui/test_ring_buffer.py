@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gui.panels.ring_buffer import RingBuffer, Series, ema
+from gui.training.ring_buffer import RingBuffer, Series, ema
 
 
 def test_keeps_the_newest_rows_in_order():

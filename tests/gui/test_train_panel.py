@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -11,13 +12,15 @@ import pytest
 import torch
 from PySide6.QtCore import Qt, QTimer
 
+from engine.config import TrainConfig
 from engine.data.demo import generate_demo
 from engine.project.store import Store
-from engine.train.config import TrainConfig
+from engine.train.job import train_job
+from engine.train.trainer import Hook, TrainState
 from gui.bridge import EngineBridge
-from gui.panels.plots import PlotsPanel
-from gui.panels.train import TrainPanel, format_eta
-from gui.training import SETTINGS_KEY, TrainingController
+from gui.training.controller import SETTINGS_KEY, TrainingController
+from gui.training.panel import TrainPanel, format_eta
+from gui.training.plots import PlotsPanel
 
 # a tiny run: 8 train images of ~200-300 px, batch 2 -> 4 steps per epoch, CPU
 TINY = dict(backbone="tiny", pretrained=False, device="cpu", batch_size=2, max_images=8, warmup_steps=2,
@@ -185,8 +188,20 @@ def test_a_run_to_the_end_plots_validation_and_lists_the_run(rig, qtbot):
     assert rig.store.runs()[-1]["id"] == run["id"] and rig.train.progress.value() == 5
 
 
+class InjectNaN(Hook):
+    """Test-only: loss_classifier becomes NaN at optimisation step ``at_step`` (1-based)."""
+
+    def __init__(self, at_step: int) -> None:
+        self.at_step = at_step
+
+    def after_forward(self, s: TrainState, losses: dict[str, torch.Tensor]) -> None:
+        if s.step + 1 == self.at_step:
+            losses["loss_classifier"] = losses["loss_classifier"] * float("nan")
+
+
 def test_a_failing_run_reports_in_the_panel_and_the_gui_survives(rig, qtbot):
-    rig.train.set_config({**TINY, "epochs": 1, "max_steps": 4, "extra": {"inject_nan_at_step": 2}})
+    rig.controller.job = partial(train_job, hooks=[InjectNaN(2)])
+    rig.train.set_config({**TINY, "epochs": 1, "max_steps": 4})
     with qtbot.waitSignal(rig.bridge.job_done, timeout=90_000) as done:
         qtbot.mouseClick(rig.train.start_button, Qt.MouseButton.LeftButton)
     assert done.args[1] is False
@@ -218,7 +233,7 @@ def test_main_window_has_the_training_docks_and_follows_the_open_project(qtbot, 
     window = MainWindow(project)
     qtbot.addWidget(window)
     training = window.training
-    assert window.train_dock.widget() is training.train and window.plots_dock.widget() is training.plots
+    assert training.train_dock.widget() is training.train and training.plots_dock.widget() is training.plots
     assert training.store is window.store
     training.train.fields["epochs"].setValue(9)
     training.save_settings()

@@ -14,10 +14,10 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from engine.project.geometry import translate
 from engine.project.shapes import Box, Polygon
 from engine.project.store import Store
 from gui.canvas.items import BoxItem, PolygonItem
-from gui.canvas.select_tool import translate
 from gui.main_window import MainWindow
 
 coord = st.floats(2, 150, allow_nan=False)

@@ -17,7 +17,7 @@ from engine.project.store import Store
 from engine.xray.anchors import anchors_at, box_iou
 from engine.xray.capture import capture
 from gui.canvas.overlays import BoxLayer, raster_outlines
-from gui.panels.xray import XrayPanel
+from gui.xray.panel import XrayPanel
 
 H, W = 180, 260
 
@@ -234,3 +234,20 @@ def test_box_layer_vector_raster_and_cache(qtbot):
     dense = render(scene)
     assert layer.last_paint["decimation"] == 5 and layer.last_paint["resolution"] == 0.5
     assert (dense[..., 2] > 0).mean() > 0.5
+
+
+def test_capture_is_a_typed_dataclass_with_the_documented_npz_keys(arrays, tmp_path):
+    from engine.xray.capture import KEYS, XrayCapture
+
+    cap = XrayCapture(arrays, {"image_id": 1, "label_names": ["background", "circle", "square"], "step": np.int64(3)})
+    path = cap.to_npz(tmp_path / "c.npz")
+    with np.load(path, allow_pickle=False) as z:
+        assert set(z.files) == {*KEYS, "meta_json"}
+    back = XrayCapture.from_npz(path)
+    assert back.image_id == 1 and back.label_names[1] == "circle" and back.meta["step"] == 3
+    for k in KEYS:
+        np.testing.assert_array_equal(back[k], cap[k])
+        assert back[k].dtype == cap[k].dtype
+    assert XrayCapture.from_event(cap.to_event()).arrays is not None
+    with pytest.raises(ValueError, match="lacks anchors"):
+        XrayCapture({k: v for k, v in arrays.items() if k != "anchors"})

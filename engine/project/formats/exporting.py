@@ -3,7 +3,8 @@
 An *object* is what every exporter writes once: the annotations of one image that share a
 ``group_id`` (ungrouped annotations stand alone). Its box is its box annotation's ``xyxy`` (pixel
 edges) when it has one, else the bbox of its shapes. Exports never overwrite: the output folder
-must be new or empty.
+must be new or empty. Exports hold accepted annotations only (model suggestions live apart, see
+``engine.project.suggestions``); ``export_view(store, include_suggested=True)`` adds the pending ones.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import cv2
 import numpy as np
 
 from engine.project.shapes import Annotation, Box, Mask, Polygon, group_annotations, object_box
-from engine.project.store import ImageRecord, Store
+from engine.project.store import ImageRecord, Store, Suggestion
 
 from .common import CancelCheck, ExportReport, FormatError, Progress, inside
 
@@ -67,6 +69,33 @@ def objects(anns: list[Annotation]) -> list[ObjectOut]:
         score = next((m.score for m in members if m.score is not None), None)
         out.append(ObjectOut(members[0].category_id, box, has_box, polys, masks, score, attrs))
     return out
+
+
+class WithSuggestions:
+    """A read view of a store for exporters: ``annotations`` and ``image_tags`` also hold the pending
+    suggestions (shapes as ungrouped annotations with their score, tags switched on); everything else
+    is the store's own."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def _pending(self, image_id: int | None) -> list[Suggestion]:
+        return self._store.suggestions(image_id, state="suggested")
+
+    def annotations(self, image_id: int | None = None) -> list[Annotation]:
+        shapes = [s.as_annotation() for s in self._pending(image_id) if s.geometry is not None]
+        return self._store.annotations(image_id) + shapes
+
+    def image_tags(self, image_id: int) -> set[int]:
+        return self._store.image_tags(image_id) | {s.tag_id for s in self._pending(image_id) if s.tag_id is not None}
+
+
+def export_view(store: Store, include_suggested: bool = False) -> Store:
+    """The store an exporter reads: accepted annotations only, or with the pending suggestions too."""
+    return WithSuggestions(store) if include_suggested else store  # type: ignore[return-value]
 
 
 def prepare_out(out: str | Path, project_root: Path) -> Path:

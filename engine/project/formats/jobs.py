@@ -4,7 +4,8 @@
 optional ``split``, ``images`` (extra image folder), ``replace`` (re-import files seen before),
 ``names`` (class names, a list or a classes file). ``export_job`` config: ``format`` (also
 ``masks``), ``out``, ``project``, optional ``split``, ``remap`` (COCO ids 1..K), ``task`` (YOLO
-detect | segment). Both emit ``Progress`` events, stop between files when cancelled, and return
+detect | segment), ``include_suggested`` (also pending model suggestions; default: accepted
+annotations only). Both emit ``Progress`` events, stop between files when cancelled, and return
 a dict: the report's fields (``ok`` false when any file failed, ``summary``) for the existing GUI
 code, and ``report``: the typed ``ImportReport`` / ``ExportReport`` itself (read this one in new
 code). A refused input (no such folder, an output folder that is not empty) raises ``FormatError``
@@ -24,7 +25,7 @@ from engine.project.store import SPLITS, Store
 from .coco import export_coco, import_coco
 from .common import ExportReport, FormatError, ImportOptions
 from .common import Progress as Progress_
-from .exporting import INCOMPLETE, clear_out
+from .exporting import INCOMPLETE, clear_out, export_view
 from .labelme import export_labelme, import_labelme
 from .masks import export_masks, import_class_maps, read_names
 from .voc import export_voc, import_voc
@@ -85,7 +86,8 @@ def export_job(config: dict, sink: Sink, cancel: CancelToken) -> dict:
     existed = out.exists()
     try:
         with Store(config["project"]) as store:
-            report = _export(fmt, store, out, split, config, progress, cancelled)
+            view = export_view(store, bool(config.get("include_suggested", False)))
+            report = _export(fmt, view, out, split, config, progress, cancelled)
     except BaseException:
         if out.is_dir() and (out / INCOMPLETE).is_file():  # ours and unfinished: leave nothing half-written
             if existed:

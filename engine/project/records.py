@@ -1,0 +1,73 @@
+"""Runs, their metrics, and the import log (duplicate detection) of a project: part of ``Store``.
+
+``RecordsMixin`` is mixed into ``engine.project.store.Store``, which provides ``conn`` and
+``transaction``; every write is one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING
+
+from engine.project.dbfile import StoreError
+
+
+class RecordsMixin:
+    """Run, metric and import-log methods of ``Store``."""
+
+    if TYPE_CHECKING:  # provided by Store
+        conn: sqlite3.Connection
+
+        def transaction(self) -> AbstractContextManager[sqlite3.Connection]: ...
+
+    # -- runs and metrics ---------------------------------------------------------------------
+    def create_run(self, name: str, model: str, config: dict) -> int:
+        now = time.time()
+        with self.transaction() as c:
+            cur = c.execute("INSERT INTO runs(name, model, config, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+                            (name, model, json.dumps(config), now, now))
+            return int(cur.lastrowid)
+
+    def update_run(self, run_id: int, status: str | None = None, checkpoint: str | None = None,
+                   summary: dict | None = None) -> None:
+        with self.transaction() as c:
+            for col, val in (("status", status), ("checkpoint", checkpoint),
+                             ("summary", None if summary is None else json.dumps(summary))):
+                if val is not None:
+                    c.execute(f"UPDATE runs SET {col}=?, updated_at=? WHERE id=?", (val, time.time(), run_id))
+
+    def runs(self) -> list[dict]:
+        rows = self.conn.execute("SELECT id, name, model, config, status, checkpoint, summary, created_at "
+                                 "FROM runs ORDER BY id").fetchall()
+        return [dict(id=r[0], name=r[1], model=r[2], config=json.loads(r[3]), status=r[4], checkpoint=r[5],
+                     summary=json.loads(r[6]), created_at=r[7]) for r in rows]
+
+    def run(self, run_id: int) -> dict:
+        for r in self.runs():
+            if r["id"] == run_id:
+                return r
+        raise StoreError(f"no run with id {run_id}")
+
+    def add_metrics(self, run_id: int, rows: Iterable[tuple[int, int, str, str, float]]) -> None:
+        """Append (step, epoch, split, name, value) rows."""
+        with self.transaction() as c:
+            c.executemany("INSERT INTO metrics(run_id, step, epoch, split, name, value) VALUES (?, ?, ?, ?, ?, ?)",
+                          [(run_id, int(s), int(e), sp, n, float(v)) for s, e, sp, n, v in rows])
+
+    def metrics(self, run_id: int) -> list[tuple[int, int, str, str, float]]:
+        return self.conn.execute("SELECT step, epoch, split, name, value FROM metrics WHERE run_id=? "
+                                 "ORDER BY rowid", (run_id,)).fetchall()
+
+    # -- imports (duplicate detection) ----------------------------------------------------------
+    def find_import(self, digest: str) -> str | None:
+        r = self.conn.execute("SELECT source FROM imports WHERE digest=?", (digest,)).fetchone()
+        return r[0] if r else None
+
+    def record_import(self, source: str, digest: str, fmt: str) -> None:
+        with self.transaction() as c:
+            c.execute("INSERT INTO imports(source, digest, format, imported_at) VALUES (?, ?, ?, ?)",
+                      (source, digest, fmt, time.time()))
