@@ -21,9 +21,9 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
+from engine.config import TrainConfig
 from engine.data.dataset import DetectionDataset, Transform, make_label_map
 from engine.project.store import Store
-from engine.config import TrainConfig
 
 
 class RandomCropFraction:

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
 STAT_NAMES = ("map", "map50", "map75", "map_small", "map_medium", "map_large",
               "mar1", "mar10", "mar100", "mar_small", "mar_medium", "mar_large")
 

@@ -49,7 +49,7 @@ def test_torchrun_time_budget_uses_rank0s_clock(demo_copy, tmp_path) -> None:
            "--project", str(demo_copy), "--max-minutes", "0.06", "--batch-size", "1", "--max-images", "8",
            "--min-size", "96", "--max-size", "128", "--device", "cpu", "--val-split", "", "--warmup-steps", "0"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, timeout=240,
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240,
                           cwd=Path(__file__).resolve().parents[2])
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(proc.stdout.strip().splitlines()[-1])
