@@ -41,6 +41,7 @@ class TrainingController(QObject):
         super().__init__(parent)
         self.bridge, self.train, self.plots, self.job = bridge, train, plots, job
         self.store: Store | None = None
+        self.session: Session | None = None
         self.handle: JobHandle | None = None
         self.preview_handle: JobHandle | None = None
         self.preview_dialog: AugmentPreviewDialog | None = None
@@ -68,7 +69,8 @@ class TrainingController(QObject):
 
     # -- project and settings -----------------------------------------------------------------
     def follow(self, session: Session) -> None:
-        """Track the session's project."""
+        """Track the session's project (and its current image, for "follow live")."""
+        self.session = session
         session.project_opened.connect(self.set_store)
         session.project_closed.connect(self._on_project_closed)
         self.set_store(session.store)
@@ -124,7 +126,10 @@ class TrainingController(QObject):
             return None
         self._save_timer.stop()
         self.save_settings()
-        return {**cfg, "project": str(self.store.root)}
+        out = {**cfg, "project": str(self.store.root)}
+        if out.get("xray_every", 0) > 0:  # "follow live": the image on the canvas when the run starts
+            out["xray_image"] = int(self.session.image_id or 0) if self.session is not None else 0
+        return out
 
     # -- train controls -----------------------------------------------------------------------
     def _on_start(self, cfg: dict) -> None:

@@ -1,25 +1,35 @@
-"""What the Train panel and the plots offer, in ONE place: models, backbones, metrics.
+"""What the Train panel and the plots offer, in ONE place, read from the engine's task registry.
 
-Today these come from the Faster R-CNN module; when the engine's task registry (``engine.tasks``) lands,
-only this module changes: ``models()`` lists the registered tasks, ``backbones(model)`` and
-``metrics(model)`` read them from the task.
+``models()`` lists the registered tasks (``anchorlab models``); ``backbones(model)``,
+``metrics(model)`` and ``early_stop_metrics(model)`` read them from the task, so a new model family
+appears here with no GUI change.
 """
 
 from __future__ import annotations
 
-from engine.models.faster_rcnn import BACKBONES
+from engine.tasks.registry import describe_all, get_task
 
-MODELS: tuple[tuple[str, str], ...] = (("Faster R-CNN", "faster_rcnn"),)  # (label, registry name)
-METRICS: tuple[str, ...] = ("map50", "map", "map75", "mar100")  # higher is better
-SUMMARY_METRICS: tuple[str, ...] = ("map", "map50")  # shown in messages and drawn in the plots
-EARLY_STOP_METRICS: tuple[str, ...] = (*METRICS, "val_loss")
+LABELS = {"faster_rcnn": "Faster R-CNN", "yolo_v1": "YOLOv1", "deeplab": "DeepLabV3 (+ dense CRF)",
+          "tagger": "Tag classifier"}
+# drawn in the validation plot and quoted in messages, whichever task a run is
+SUMMARY_METRICS: tuple[str, ...] = ("map", "map50", "miou", "boundary_f", "f1_macro")
 
 
 def models() -> tuple[tuple[str, str], ...]:
-    """(label, name) of every model the Train panel offers."""
-    return MODELS
+    """(label, name) of every registered model."""
+    return tuple((LABELS.get(d["name"], d["name"]), d["name"]) for d in describe_all())
 
 
 def backbones(model: str = "faster_rcnn") -> tuple[str, ...]:
-    """Backbones of ``model``."""
-    return tuple(BACKBONES)
+    return tuple(get_task(model).backbones)
+
+
+def metrics(model: str = "faster_rcnn") -> tuple[str, ...]:
+    """The task's metrics, its selection metric first."""
+    task = get_task(model)
+    return (task.selection_metric, *(m for m in task.metric_names if m != task.selection_metric))
+
+
+def early_stop_metrics(model: str = "faster_rcnn") -> tuple[str, ...]:
+    """("" = the task's selection metric), the task's metrics, then the validation loss."""
+    return ("", *metrics(model), "val_loss")

@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 
 from engine.config import TrainConfig
 from engine.project.store import SPLITS
-from gui.training.options import EARLY_STOP_METRICS, SUMMARY_METRICS, backbones, models
+from gui.training.options import SUMMARY_METRICS, backbones, early_stop_metrics, models
 
 FieldWidget = QCheckBox | QComboBox | QDoubleSpinBox | QSpinBox | QLineEdit | QGroupBox
 STATES = ("idle", "running", "paused", "stopping")
@@ -150,12 +150,15 @@ class TrainPanel(QWidget):
     def _model_box(self, parent: QWidget) -> QGroupBox:
         g = QGroupBox("Model and data", parent)
         f = QFormLayout(g)
-        f.addRow("Model", self._combo(g, "model", list(models())))
+        f.addRow("Model", self._combo(g, "model", list(models()), "every registered model family "
+                                      "(anchorlab models)"))
         f.addRow("Backbone", self._combo(g, "backbone", [(b, b) for b in backbones()],
                                           "tiny trains on a laptop CPU in minutes; the others want a GPU"))
+        self.fields["model"].currentIndexChanged.connect(self._on_model_changed)
         f.addRow("", self._check(g, "pretrained", "Use local pretrained weights",
                                  "Use torchvision weights found on this machine; otherwise train from scratch"))
-        f.addRow("BatchNorm", self._combo(g, "norm", [("trainable", "bn"), ("frozen", "frozen"),
+        f.addRow("BatchNorm", self._combo(g, "norm", [("auto (frozen with pretrained weights)", "auto"),
+                                                      ("trainable", "bn"), ("frozen", "frozen"),
                                                       ("GroupNorm (tiny only)", "gn")]))
         splits = [(s, s) for s in SPLITS]
         f.addRow("Train split", self._combo(g, "train_split", splits))
@@ -200,8 +203,8 @@ class TrainPanel(QWidget):
         g.setCheckable(True)
         self._bind("early_stop", g)
         f = QFormLayout(g)
-        f.addRow("Metric", self._combo(g, "early_stop_metric", [(m, m) for m in EARLY_STOP_METRICS],
-                                       "mAP metrics: higher is better; val_loss: lower is better"))
+        f.addRow("Metric", self._combo(g, "early_stop_metric", self._metric_items("faster_rcnn"),
+                                       "the model's metrics: higher is better; val_loss: lower is better"))
         f.addRow("Patience (evals)", self._spin(g, "early_stop_patience", 1, 10_000))
         f.addRow("Min delta", self._dspin(g, "early_stop_min_delta", 0.0, 10.0, 4, 0.001))
         return g
@@ -217,6 +220,12 @@ class TrainPanel(QWidget):
         f.addRow("Min size (px)", self._spin(g, "min_size", 0, 4096, "0 = from the data", "auto"))
         f.addRow("Max size (px)", self._spin(g, "max_size", 0, 8192, "0 = from the data", "auto"))
         f.addRow("Seed", self._spin(g, "seed", 0, 2**31 - 1))
+        f.addRow("Follow live", self._spin(g, "xray_every", 0, 1_000_000,
+                                           "X-ray the image on the canvas every N steps while training "
+                                           "(the X-ray dock follows it); off = 0", "off"))
+        f.addRow("BN stats every", self._spin(g, "bn_stats_every", 0, 1_000_000,
+                                              "Record BatchNorm statistics every N steps (Inside the CNN dock)",
+                                              "off"))
         self.resume_combo = self._combo(g, "resume", [("— (new run)", "")],
                                         "Continue a run from its last checkpoint (raise Epochs to train further)")
         f.addRow("Continue from", self.resume_combo)
@@ -236,6 +245,27 @@ class TrainPanel(QWidget):
             box.addItem(label, path)
         box.setCurrentIndex(max(0, box.findData(current)))
         box.blockSignals(False)
+
+    @staticmethod
+    def _metric_items(model: str) -> list[tuple[str, str]]:
+        return [(m or "the model's selection metric", m) for m in early_stop_metrics(model)]
+
+    @staticmethod
+    def _refill(box: QComboBox, items: list[tuple[str, str]]) -> None:
+        """New items, keeping the current value when the new list has it."""
+        current = box.currentData()
+        box.blockSignals(True)
+        box.clear()
+        for text, value in items:
+            box.addItem(text, value)
+        box.setCurrentIndex(max(0, box.findData(current)))
+        box.blockSignals(False)
+
+    def _on_model_changed(self) -> None:
+        """Backbones and metrics are the chosen model's (from the task registry)."""
+        model = self.fields["model"].currentData()
+        self._refill(self.fields["backbone"], [(b, b) for b in backbones(model)])
+        self._refill(self.fields["early_stop_metric"], self._metric_items(model))
 
     # -- config <-> form ----------------------------------------------------------------------
     def config(self) -> dict:
@@ -260,6 +290,11 @@ class TrainPanel(QWidget):
         base = TrainConfig().to_dict()
         base.update({k: v for k, v in config.items() if k in known})
         self._base = base
+        model_box = self.fields["model"]
+        model_box.blockSignals(True)
+        model_box.setCurrentIndex(max(0, model_box.findData(base["model"])))
+        model_box.blockSignals(False)
+        self._on_model_changed()  # the model's backbones and metrics before their values are set
         for name, w in self.fields.items():
             value = base[name]
             w.blockSignals(True)

@@ -90,17 +90,22 @@ class PlotsPanel(QWidget):
         self.glw = PlotView(self)
         # side by side: the Plots dock is wide and short
         self.loss_plot = self.glw.addPlot(row=0, col=0, title="losses · train solid, val dashed · x: step")
-        self.map_plot = self.glw.addPlot(row=0, col=1, title="validation mAP")
+        self.map_plot = self.glw.addPlot(row=0, col=1, title="validation metric")
         self.lr_plot = self.glw.addPlot(row=0, col=2, title="learning rate")
-        for col, stretch in enumerate((3, 1, 1)):
+        self.stat_plot = self.glw.addPlot(row=0, col=3, title="imbalance · easy-negative loss share, RoI fg")
+        for col, stretch in enumerate((3, 1, 1, 1)):
             self.glw.ci.layout.setColumnStretchFactor(col, stretch)
-        for p in (self.loss_plot, self.map_plot, self.lr_plot):  # no grid: it tripled the paint time here
+        for p in (self.loss_plot, self.map_plot, self.lr_plot, self.stat_plot):  # no grid: it tripled paint time
             p.setClipToView(True)
             p.setDownsampling(auto=True, mode="peak")
             p.getAxis("left").setWidth(44)  # fixed: tick labels changing width would re-layout every frame
         self.lr_plot.getAxis("left").setWidth(60)  # learning rates like 0.0025 need the room
         self.map_plot.setXLink(self.loss_plot)
         self.lr_plot.setXLink(self.loss_plot)
+        self.stat_plot.setXLink(self.loss_plot)
+        self.stat_plot.setYRange(0.0, 1.0)
+        self.stat_plot.enableAutoRange(y=False)
+        self.stat_plot.addLegend(offset=(-10, 10), labelTextSize="8pt", brush=(0, 0, 0, 170))
         self.map_plot.setYRange(0.0, 1.0)
         self.map_plot.enableAutoRange(y=False)
         self.loss_plot.addLegend(offset=(-10, 10), labelTextSize="8pt", brush=(0, 0, 0, 170))
@@ -263,7 +268,7 @@ class PlotsPanel(QWidget):
 
     def _plot_for(self, name: str) -> pg.PlotItem:
         kind = plot_kind(name)
-        return self.loss_plot if kind == "loss" else self.map_plot if kind == "metric" else self.lr_plot
+        return {"loss": self.loss_plot, "metric": self.map_plot, "stat": self.stat_plot}.get(kind, self.lr_plot)
 
     def _new_item(self, slot: str, split: str, name: str) -> pg.PlotDataItem:
         color = pg.mkColor(COLORS.get(name) or EXTRA_COLORS[zlib.crc32(name.encode()) % len(EXTRA_COLORS)])
@@ -272,7 +277,8 @@ class PlotsPanel(QWidget):
         val = split == "val" and plot_kind(name) == "loss"
         pen = pg.mkPen(color, width=1, style=Qt.PenStyle.DashLine if val else Qt.PenStyle.SolidLine)
         legend = slot == "main" and (split == "train" or plot_kind(name) == "metric") and name != "lr"
-        kw: dict = {"pen": pen, "antialias": False, "name": name if legend else None}
+        name_shown = name.removeprefix("stat_")
+        kw: dict = {"pen": pen, "antialias": False, "name": name_shown if legend else None}
         if split == "val":  # a point per epoch: mark it, or a single epoch would not show at all
             kw.update(symbol="o" if slot == "main" else "t", symbolSize=5, symbolBrush=color, symbolPen=None)
         item = pg.PlotDataItem(**kw)

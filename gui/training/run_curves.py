@@ -14,16 +14,21 @@ from gui.training.options import SUMMARY_METRICS
 from gui.training.ring_buffer import Series
 
 PLOTTED_METRICS = SUMMARY_METRICS  # other metrics are kept (CSV export) but not drawn
+# per-step imbalance fractions a detector streams (engine.tasks.faster_rcnn.step_stats); counts are not drawn
+PLOTTED_STATS = ("stat_easy_neg_share", "stat_roi_fg_fraction", "stat_roi_easy_neg_share")
 
 
 def plot_kind(name: str) -> str | None:
-    """Which plot a metric name goes to: 'loss', 'metric' (mAP family), 'lr', or None (not plotted)."""
+    """Which plot a metric name goes to: 'loss', 'metric' (mAP family), 'lr', 'stat' (imbalance
+    fractions), or None (not plotted)."""
     if name.startswith("loss"):
         return "loss"
     if name in PLOTTED_METRICS:
         return "metric"
     if name == "lr":
         return "lr"
+    if name in PLOTTED_STATS:
+        return "stat"
     return None
 
 

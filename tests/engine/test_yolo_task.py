@@ -151,7 +151,8 @@ def test_boxes_sharing_a_cell_are_counted_and_noticed(demo_copy: Path):
 
 def test_conv_head_option_keeps_the_output_layout():
     spec = _spec(TrainConfig(model="yolo_v1", min_size=64, extra={"yolo_head": "conv", "yolo_S": 3}))
-    assert spec.head == "conv" and _spec(TrainConfig(model="yolo_v1")).head == "fc"
+    assert spec.head == "conv" and _spec(TrainConfig(model="yolo_v1")).head == "conv"  # the default learns on a CPU
+    assert _spec(TrainConfig(model="yolo_v1", extra={"yolo_head": "fc"})).head == "fc"  # the paper's head
     with pytest.raises(ValueError, match="yolo_head must be one of fc | conv"):
         spec_options({"yolo_head": "mlp"})
     model, _ = build_yolo_detector(spec)
