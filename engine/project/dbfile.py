@@ -131,10 +131,16 @@ class DiskFullError(StoreError):
     """A write failed for lack of space (or an I/O error): nothing was saved, and the next write would fail too."""
 
 
+class ProjectLockedError(StoreError):
+    """Another program holds the project's write lock: nothing was saved, and the next write would wait too."""
+
+
 def write_error(e: sqlite3.Error, db: Path, what: str = "write failed") -> StoreError:
-    """The StoreError to raise for a failed write: ``DiskFullError`` for a full disk or an I/O error."""
+    """The StoreError to raise for a failed write: ``DiskFullError`` for a full disk or an I/O error,
+    ``ProjectLockedError`` when another program holds the lock."""
     name = getattr(e, "sqlite_errorname", "") or ""
-    cls = DiskFullError if name == "SQLITE_FULL" or name.startswith("SQLITE_IOERR") else StoreError
+    cls = DiskFullError if name == "SQLITE_FULL" or name.startswith("SQLITE_IOERR") else \
+        ProjectLockedError if name in ("SQLITE_BUSY", "SQLITE_LOCKED") else StoreError
     return cls(describe_write_error(e, db, what))
 
 

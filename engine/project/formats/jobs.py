@@ -58,6 +58,9 @@ def _names(value: object) -> list[str] | None:
     return [v.strip() for v in str(value).split(",") if v.strip()]
 
 
+IMPORT_BUSY_TIMEOUT_S = 2.0  # another program's write lock: wait this long, then stop with one message
+
+
 def import_job(config: dict, sink: Sink, cancel: CancelToken) -> dict:
     fmt = config.get("format")
     if fmt not in IMPORTERS:
@@ -67,7 +70,7 @@ def import_job(config: dict, sink: Sink, cancel: CancelToken) -> dict:
                             replace=bool(config.get("replace", False)), names=_names(config.get("names")))
     if options.images is not None and not options.images.is_dir():
         raise FormatError(f"images folder not found: {options.images}")
-    with Store(config["project"]) as store:
+    with Store(config["project"], busy_timeout=IMPORT_BUSY_TIMEOUT_S) as store:  # a locked project: fail fast
         report = IMPORTERS[fmt](store, Path(config["path"]), options, _progress(sink, cancel),
                                 lambda: cancel.cancelled)
     if report.errors:

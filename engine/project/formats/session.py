@@ -34,6 +34,7 @@ from pathlib import Path
 
 from engine.project.imageio import ImageReadError, file_hash
 from engine.project.shapes import Annotation
+from engine.project.dbfile import ProjectLockedError
 from engine.project.store import PALETTE, SPLITS, Category, DiskFullError, Store
 
 from .common import (
@@ -94,7 +95,7 @@ class ImportSession:
                         self.commit(unit)
                 except FormatError as e:
                     self.error(f, str(e))
-                except DiskFullError:
+                except (DiskFullError, ProjectLockedError):  # every later file would fail the same way
                     raise
                 except OSError as e:
                     if e.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
