@@ -79,7 +79,7 @@ class TrainConfig:
     device: Device = "auto"
     seed: int = 0
     workers: int = 0
-    eval_every: int = 1  # epochs
+    eval_every: int = 0  # epochs between evaluations; 0 = auto: every epoch, or ~10 % of a time budget
     max_minutes: float = 0.0  # 0 = no limit; alone it means "train for this long"
     max_steps: int = 0  # 0 = no limit (tests, smoke runs)
     max_images: int = 0  # 0 = all images of the split (tests)
@@ -112,13 +112,13 @@ class TrainConfig:
                 raise ConfigError(f"{f.name} {value!r} is not one of {', '.join(choices)}")
             if isinstance(value, float) and not math.isfinite(value):
                 raise ConfigError(f"{f.name} must be a finite number, not {value}")
-        positive = ("batch_size", "lr", "overfit_steps", "eval_every", "early_stop_patience", "step_epochs", "ohem_k")
+        positive = ("batch_size", "lr", "overfit_steps", "early_stop_patience", "step_epochs", "ohem_k")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be > 0 (got {getattr(self, name)})")
         if self.epochs is not None and self.epochs < 1:
             raise ConfigError(f"epochs must be >= 1 (got {self.epochs}); leave it out to train until --max-minutes")
-        non_negative = ("weight_decay", "l1", "momentum", "warmup_steps", "min_size", "max_size",
+        non_negative = ("eval_every", "weight_decay", "l1", "momentum", "warmup_steps", "min_size", "max_size",
                         "max_minutes", "max_steps", "max_images", "workers", "roi_samples", "xray_every",
                         "xray_image", "early_stop_min_delta", "seed", "focal_gamma", "box_loss_beta")
         for name in non_negative:

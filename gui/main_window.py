@@ -12,16 +12,21 @@ from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox
 
 from engine.project.store import Store, StoreError, is_project
+from gui.analytics.feature import AnalyticsFeature
+from gui.assist.feature import AssistFeature
 from gui.bridge import EngineBridge
 from gui.canvas.annotation_layer import AnnotationLayer
 from gui.canvas.view import CanvasView
 from gui.evaluation.feature import EvaluationFeature
+from gui.explorer.feature import ExplorerFeature
 from gui.images.feature import ImagesFeature
 from gui.images.panel import ImageListPanel
 from gui.internals.feature import InternalsFeature
 from gui.interop.feature import InteropFeature
 from gui.labeling.controller import LabelingController
+from gui.segmentation.feature import SegmentationFeature
 from gui.session import Session
+from gui.tagging.feature import TagSuggestionsFeature
 from gui.training.controller import TrainingController, install_training
 from gui.widgets.docks import DockHost
 from gui.widgets.settings import add_recent_project, recent_projects, settings
@@ -44,9 +49,16 @@ class MainWindow(QMainWindow):
         self.interop = InteropFeature(self.session, self.host, self.bridge)
         self.training: TrainingController = install_training(self.session, self.host, self.bridge)
         self.labeling = LabelingController(self.session, self.canvas, self.host)  # tools, undo, Labels/Tags/History
+        self.session.set_undo_stack(self.labeling.stack)  # one history: other features push their edits on it
+        self.session.annotations_edited.connect(self.labeling.reload)
         self.xray = XrayFeature(self.session, self.canvas, self.host, self.bridge)  # X-ray and Anchor design
         self.evaluation = EvaluationFeature(self.session, self.canvas, self.host, self.bridge)  # report, errors, CV
         self.internals = InternalsFeature(self.session, self.canvas, self.host, self.bridge)  # Inside the CNN
+        self.explorer = ExplorerFeature(self.session, self.host, self.bridge)  # Loss explorer
+        self.segmentation = SegmentationFeature(self.session, self.canvas, self.host, self.bridge)  # before/after CRF
+        self.analytics = AnalyticsFeature(self.session, self.host, self.bridge)  # dataset stats, anchors
+        self.tag_suggestions = TagSuggestionsFeature(self.session, self.host, self.bridge)  # tagger scores
+        self.assist = AssistFeature(self.session, self.canvas, self.host, self.bridge)  # model-assisted labeling
         self.file_menu.addSeparator()
         self.file_menu.addAction(self.host.action("&Quit", self.close, QKeySequence.StandardKey.Quit))
         self.labeling.ui.labels_dock.raise_()

@@ -11,6 +11,9 @@ readable), the old store closes, ``project_opened(store)``, then the image list 
 - ``annotations_changed(image_ids)``: annotations of these images changed (counts in the list).
 - ``tags_changed(image_ids)``: image tags of these images changed (or a tag was renamed/deleted).
 - ``store_changed``: the store changed outside the undo stack (an import): re-read everything.
+- ``undo_stack`` / ``set_undo_stack(stack)``: the window's one edit history (the labeling feature owns it);
+  another feature pushes its own ``QUndoCommand``s on it, and each step of such a command calls
+  ``notify_annotations_edited(image_ids)`` -> ``annotations_edited``: views showing those images re-read them.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QUndoStack
 
 from engine.project.store import Store
 
@@ -34,12 +38,16 @@ class Session(QObject):
     annotations_changed = Signal(object)  # set[int] of image ids
     tags_changed = Signal(object)  # set[int] of image ids (empty: the tag list itself changed)
     store_changed = Signal()
+    meta_changed = Signal(str)  # project meta key
+    tag_scores = Signal(object, object)  # image id, {tag id: (score, threshold)}
     status_message = Signal(str, int)  # text, timeout in ms (0 = until replaced)
+    annotations_edited = Signal(object)  # set[int] of image ids: a command of another feature changed them
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.store: Store | None = None
         self.image_id: int | None = None
+        self._undo_stack: QUndoStack | None = None
 
     # -- project --------------------------------------------------------------------------------
     def open(self, path: str | Path) -> Store:
@@ -82,5 +90,26 @@ class Session(QObject):
     def notify_store_changed(self) -> None:
         self.store_changed.emit()
 
+    def notify_meta(self, key: str) -> None:
+        self.meta_changed.emit(key)
+
+    def show_tag_scores(self, image_id: int | None, scores: dict[int, tuple[float, float]]) -> None:
+        self.tag_scores.emit(image_id, dict(scores))
+
     def show_status(self, text: str, timeout_ms: int = 5000) -> None:
         self.status_message.emit(text, timeout_ms)
+
+    # -- the shared edit history ----------------------------------------------------------------
+    @property
+    def undo_stack(self) -> QUndoStack | None:
+        """The window's undo stack (None until the feature that owns it registers it)."""
+        return self._undo_stack
+
+    def set_undo_stack(self, stack: QUndoStack | None) -> None:
+        self._undo_stack = stack
+
+    def notify_annotations_edited(self, image_ids: set[int]) -> None:
+        """A command pushed by another feature changed these images' annotations (done, undone or redone)."""
+        if image_ids:
+            self.annotations_edited.emit(set(image_ids))
+            self.notify_annotations(image_ids)

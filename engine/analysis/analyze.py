@@ -9,6 +9,7 @@ the spec's ``min_size``/``max_size``), because that is where the anchors live. P
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -36,30 +37,36 @@ from engine.project.shapes import group_annotations, object_box
 from engine.project.store import SPLITS, Store
 
 
-def project_objects(store: Store, split: str | None = None, min_size: int = 256, max_size: int = 512
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]:
-    """Objects of the labelled images of ``split`` (all if None).
+def project_objects(store: Store, split: str | None = None, min_size: int = 256, max_size: int = 512,
+                    categories: Collection[int] | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int], np.ndarray]:
+    """Objects of the labelled images of ``split`` (all if None), of ``categories`` only (all if None).
 
     Returns boxes (N, 4) float64 xyxy original pixels, category ids (N,) int64, input-frame scale
-    (N, 2) float64 (sx, sy) per object for the detector resize to ``min_size``/``max_size``, and objects
-    per labelled image."""
+    (N, 2) float64 (sx, sy) per object for the detector resize to ``min_size``/``max_size``, objects
+    per labelled image (images with no object of ``categories`` count 0), and the image id (N,) int64
+    of each object."""
     by_image: dict[int, list] = {}
     for a in store.annotations():
         by_image.setdefault(a.image_id, []).append(a)
-    boxes, cats, scales, per_image = [], [], [], []
+    wanted = None if categories is None else {int(c) for c in categories}
+    boxes, cats, scales, per_image, image_ids = [], [], [], [], []
     for im in store.images(split):
         anns = by_image.get(im.id)
         if not anns:
             continue
         groups = group_annotations(anns)
+        if wanted is not None:
+            groups = [g for g in groups if g[0].category_id in wanted]
         per_image.append(len(groups))
         ih, iw = input_size(im.height, im.width, min_size, max_size)
         for members in groups:
             boxes.append(object_box(members))
             cats.append(members[0].category_id)
             scales.append((iw / im.width, ih / im.height))
+            image_ids.append(im.id)
     return (np.asarray(boxes, np.float64).reshape(-1, 4), np.asarray(cats, np.int64),
-            np.asarray(scales, np.float64).reshape(-1, 2), per_image)
+            np.asarray(scales, np.float64).reshape(-1, 2), per_image, np.asarray(image_ids, np.int64))
 
 
 def _anchor_report(wh: np.ndarray, anchors: np.ndarray) -> dict:
@@ -67,17 +74,20 @@ def _anchor_report(wh: np.ndarray, anchors: np.ndarray) -> dict:
 
 
 def analyze_project(project_dir: str | Path, split: str | None = None, k: int = 9,
-                    spec: DetectorSpec | None = None, seed: int = 0) -> dict:
+                    spec: DetectorSpec | None = None, seed: int = 0,
+                    categories: Collection[int] | None = None) -> dict:
     """Statistics of a project's objects as a JSON-ready dict.
 
     Keys: ``class_counts`` {name: objects}, ``tag_counts`` {name: images}, ``images``,
-    ``labeled_images``, ``objects``, ``objects_per_image`` {mean, max} (over labelled images),
+    ``labeled_images``, ``objects``, ``objects_per_image`` {mean, max} (over labelled images) and
+    ``objects_per_image_counts`` (one count per labelled image),
     ``max_variance_line`` and ``ols_line`` of (ln w, ln h) (original pixels), ``size_histogram`` /
     ``aspect_histogram`` {edges, counts} of sqrt(w h) and h / w, their quantiles, ``points``
-    {log_wh (N, 2), category_ids (N,)}, ``kmeans_anchors`` {k, anchors [[w, h]] sorted by area,
+    {log_wh (N, 2), category_ids (N,), image_ids (N,)}, ``kmeans_anchors`` {k, anchors [[w, h]] sorted by area,
     mean_best_iou, recall_at_0_5, faster_rcnn {anchor_sizes, aspect_ratios, mean_best_iou,
     recall_at_0_5}} and ``current_anchors`` {anchor_sizes, aspect_ratios, mean_best_iou,
     recall_at_0_5} (``spec``'s anchors, the default tiny DetectorSpec if None), both in ``anchor_frame``.
+    ``categories`` (ids) keeps the objects of those categories only (None: all; echoed as ``categories``).
     Raises ValueError for an unknown split, no objects, or fewer usable boxes than ``k``."""
     if split is not None and split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
@@ -85,10 +95,13 @@ def analyze_project(project_dir: str | Path, split: str | None = None, k: int = 
     with Store(project_dir) as store:
         names = {c.id: c.name for c in store.categories()}
         images = store.images(split)
-        boxes, cats, scales, per_image = project_objects(store, split, spec.min_size, spec.max_size)
+        boxes, cats, scales, per_image, object_images = project_objects(store, split, spec.min_size, spec.max_size,
+                                                                        categories)
         tag_names = {t.id: t.name for t in store.tags()}
         image_tags = store.all_image_tags()
     where = f"split {split!r}" if split else "the project"
+    if categories is not None:
+        where += f" ({', '.join(names.get(int(c), f'#{c}') for c in categories) or 'no class'})"
     if len(boxes) == 0:
         raise ValueError(f"no labelled objects in {where}")
     wh = (boxes[:, 2:] - boxes[:, :2]).clip(0)
@@ -110,10 +123,12 @@ def analyze_project(project_dir: str | Path, split: str | None = None, k: int = 
     return {
         "split": split, "images": len(images), "labeled_images": len(per_image), "objects": int(len(boxes)),
         "class_counts": class_histogram(cats, names), "tag_counts": tag_counts,
-        "objects_per_image": objects_per_image(per_image),
+        "categories": None if categories is None else [int(c) for c in categories],
+        "objects_per_image": objects_per_image(per_image), "objects_per_image_counts": [int(n) for n in per_image],
         "max_variance_line": max_variance_line(points), "ols_line": ols_line(points),
         **size_stats(boxes[keep]),
-        "points": {"log_wh": np.round(points, 5).tolist(), "category_ids": cats[keep].tolist()},
+        "points": {"log_wh": np.round(points, 5).tolist(), "category_ids": cats[keep].tolist(),
+                   "image_ids": object_images[keep].tolist()},
         "anchor_frame": f"detector input (short side {spec.min_size}, long side <= {spec.max_size})",
         "kmeans_anchors": {"k": int(k), "anchors": np.round(suggested, 2).tolist(), **_anchor_report(wh_in, suggested),
                            "faster_rcnn": {"anchor_sizes": [list(s) for s in sizes], "aspect_ratios": list(ratios),
@@ -124,10 +139,18 @@ def analyze_project(project_dir: str | Path, split: str | None = None, k: int = 
 
 
 def analyze_job(config: dict, sink: Sink, cancel: CancelToken) -> dict:
-    """Job form of ``analyze_project``. config: project, split (None = all), k (default 9), seed."""
+    """Job form of ``analyze_project``. config: project, split (None = all), k (default 9), seed,
+    categories (ids, None = all), anchor_sizes / aspect_ratios (the current anchors; default: the tiny
+    ``DetectorSpec``'s)."""
     cancel.check()
     sink(Progress(0, 1, "analysing"))
-    out = analyze_project(config["project"], config.get("split"), int(config.get("k", 9)),
-                          seed=int(config.get("seed", 0)))
+    spec = DetectorSpec()
+    if config.get("anchor_sizes"):
+        spec.anchor_sizes = tuple(tuple(int(v) for v in level) for level in config["anchor_sizes"])
+    if config.get("aspect_ratios"):
+        spec.aspect_ratios = tuple(float(v) for v in config["aspect_ratios"])
+    cats = config.get("categories")
+    out = analyze_project(config["project"], config.get("split"), int(config.get("k", 9)), spec=spec,
+                          seed=int(config.get("seed", 0)), categories=None if cats is None else list(cats))
     sink(Progress(1, 1, "done"))
     return out

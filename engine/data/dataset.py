@@ -154,11 +154,3 @@ def size_from_data(records: list[SampleRecord]) -> tuple[int, int]:
     long = [max(r.width, r.height) for r in records]
     min_size = int(np.median(short))
     return max(16, min_size), max(min_size, int(max(long)))
-
-
-def count_objects(records: list[SampleRecord]) -> int:
-    """Rough number of objects (annotation groups) in a snapshot."""
-    n = 0
-    for r in records:
-        n += len({(a.group_id if a.group_id is not None else ("a", a.id)) for a in r.annotations})
-    return n

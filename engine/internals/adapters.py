@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import numpy as np
 import torch
 from torch import nn
 from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
@@ -63,13 +62,6 @@ def trunk_name(model: nn.Module) -> str:
 def extras(fam: Family) -> tuple[str, ...]:
     """Modules outside the trunk whose outputs the internals read (Faster R-CNN's resize and box head)."""
     return ("transform", "roi_heads") if fam == "frcnn" else ()
-
-
-def image_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
-    """(H, W, 3) uint8 RGB -> (3, H, W) float32 in [0, 1] on ``device``."""
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"image must be (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
-    return torch.tensor(image, device=device).permute(2, 0, 1).contiguous().to(torch.float32).div(255)
 
 
 def model_device(model: nn.Module) -> torch.device:

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.internals.adapters import Frame, dummy_size, extras, family, forward, image_tensor, model_device, trunk_name
+from engine.data.tensors import image_tensor
+from engine.internals.adapters import Frame, dummy_size, extras, family, forward, model_device, trunk_name
 from engine.internals.probe import LayerInfo, Probe
 
 

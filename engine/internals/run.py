@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from engine.data.tensors import image_tensor
 from engine.internals.adapters import (
     Family,
     Frame,
@@ -23,7 +24,6 @@ from engine.internals.adapters import (
     family,
     forward,
     frame,
-    image_tensor,
     model_device,
     trunk_name,
 )

@@ -33,12 +33,13 @@ from engine.config import TrainConfig
 from engine.crf import CrfParams, dense_crf
 from engine.data.dataset import SampleRecord, collate, size_from_data
 from engine.data.segmentation import SegmentationDataset, has_segmentation_truth, seg_train_transform
+from engine.data.tensors import image_tensor
 from engine.eval.segmentation import SegmentationMeter
 from engine.jobs import CancelToken
 from engine.models.deeplab import BACKBONES, DeeplabSpec, build_deeplab
 from engine.project.store import Store
 from engine.tasks.base import LabelSpace, TaskDataError
-from engine.tasks.faster_rcnn import category_space, image_tensor
+from engine.tasks.faster_rcnn import category_space
 
 METRICS = ("miou", "boundary_f", "pixel_acc")
 CRF_BACKENDS = ("none", "exact", "fast")

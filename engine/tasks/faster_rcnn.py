@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from engine.config import MODEL_OPTIONS, TrainConfig
 from engine.data.dataset import DetectionDataset, SampleRecord, collate, size_from_data
+from engine.data.tensors import image_tensor
 from engine.data.transforms import train_transform
 from engine.eval.detection import STAT_NAMES, ImageDetections, ImageTargets, coco_map
 from engine.jobs import CancelToken
@@ -28,13 +29,6 @@ from engine.models.faster_rcnn import BACKBONES, DetectorSpec, build_faster_rcnn
 from engine.models.frcnn_heads import step_stats
 from engine.project.store import Store
 from engine.tasks.base import LabelSpace, TaskDataError
-
-
-def image_tensor(rgb: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 -> (3, H, W) float32 in [0, 1]."""
-    arr = np.ascontiguousarray(rgb)
-    arr = arr if arr.flags.writeable else arr.copy()  # torch wants writable memory
-    return torch.from_numpy(arr).permute(2, 0, 1).float().div_(255.0)
 
 
 def category_space(store: Store, background: bool = True) -> LabelSpace:
@@ -50,6 +44,40 @@ def check_has_objects(records: list[SampleRecord], labels: LabelSpace, what: str
     known = set(labels.ids)
     if not any(a.category_id in known for r in records for a in r.annotations):
         raise TaskDataError(f"the training images have no {what} to learn from")
+
+
+def anchor_options(cfg: TrainConfig) -> dict[str, Any]:
+    """``cfg.extra`` ``anchor_sizes`` (one list of sizes per FPN level, input pixels) and ``aspect_ratios``
+    (h / w) -> DetectorSpec keyword arguments (none given: the spec's defaults). The Analytics panel's
+    "Apply to training" writes them. Only the tiny backbone's anchors are configurable (the torchvision
+    backbones keep their pretrained RPN's anchors): a ValueError otherwise, never ignored."""
+    out: dict[str, Any] = {}
+    sizes, ratios = cfg.extra.get("anchor_sizes"), cfg.extra.get("aspect_ratios")
+    if sizes is None and ratios is None:
+        return out
+    if cfg.backbone != "tiny":
+        raise ValueError(f"extra anchor_sizes/aspect_ratios apply to the tiny backbone only, not {cfg.backbone}")
+    if sizes is not None:
+        try:
+            levels = tuple(tuple(int(v) for v in level) for level in sizes)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"extra anchor_sizes must be one list of sizes per FPN level (got {sizes!r})") from e
+        default = DetectorSpec().anchor_sizes
+        if len(levels) != len(default) or len({len(lv) for lv in levels}) != 1 or not levels[0]:
+            raise ValueError(f"extra anchor_sizes needs {len(default)} FPN levels with the same number of sizes "
+                             f"each (got {sizes!r})")
+        if min(min(lv) for lv in levels) <= 0:
+            raise ValueError("extra anchor_sizes must be positive")
+        out["anchor_sizes"] = levels
+    if ratios is not None:
+        try:
+            r = tuple(float(v) for v in ratios)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"extra aspect_ratios must be a list of numbers (got {ratios!r})") from e
+        if not r or min(r) <= 0:
+            raise ValueError("extra aspect_ratios must be positive numbers (height / width)")
+        out["aspect_ratios"] = r
+    return out
 
 
 class FasterRCNNTask:
@@ -71,7 +99,7 @@ class FasterRCNNTask:
     def spec_from_data(self, cfg: TrainConfig, records: list[SampleRecord], labels: LabelSpace) -> DetectorSpec:
         min_size, max_size = size_from_data(records)
         try:
-            spec = DetectorSpec(backbone=cfg.backbone, num_classes=labels.num_outputs,
+            spec = DetectorSpec(backbone=cfg.backbone, num_classes=labels.num_outputs, **anchor_options(cfg),
                                 min_size=cfg.min_size or min_size, max_size=cfg.max_size or max(max_size, cfg.min_size),
                                 norm=cfg.norm, pretrained=cfg.pretrained,
                                 trainable_backbone_layers=cfg.trainable_backbone_layers,

@@ -42,6 +42,7 @@ from torchvision.transforms import v2
 
 from engine.config import TrainConfig
 from engine.data.dataset import SampleRecord
+from engine.data.tensors import image_tensor
 from engine.eval.tags import f1_scores, multilabel_map, per_tag_ap, tune_thresholds
 from engine.jobs import CancelToken
 from engine.models.tagger import (
@@ -61,13 +62,6 @@ from engine.tasks.base import LabelSpace, TaskDataError
 DEFAULT_INPUT_SIZE = 128
 POS_WEIGHT_CLIP = (0.1, 10.0)
 METRICS = ("map", "f1_macro", "f1_micro")
-
-
-def image_tensor(rgb: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 -> (3, H, W) float32 in [0, 1]."""
-    arr = np.ascontiguousarray(rgb)
-    arr = arr if arr.flags.writeable else arr.copy()  # torch wants writable memory
-    return torch.from_numpy(arr).permute(2, 0, 1).float().div_(255.0)
 
 
 def square_resize(image: torch.Tensor, size: int) -> torch.Tensor:

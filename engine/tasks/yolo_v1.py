@@ -35,6 +35,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from engine.config import TrainConfig
 from engine.data.dataset import DetectionDataset, SampleRecord, collate
+from engine.data.tensors import image_tensor
 from engine.data.yolo_transforms import yolo_train_transform
 from engine.eval.detection import STAT_NAMES, ImageDetections, ImageTargets, coco_map
 from engine.jobs import CancelToken
@@ -44,7 +45,7 @@ from engine.models.yolo_v1_detector import YoloDetectorSpec, build_yolo_detector
 from engine.project.shapes import instances
 from engine.project.store import Store
 from engine.tasks.base import LabelSpace
-from engine.tasks.faster_rcnn import category_space, check_has_objects, image_tensor
+from engine.tasks.faster_rcnn import category_space, check_has_objects
 
 DEFAULT_INPUT_SIZE = 448  # the paper's; CPU users pass --min-size 256 (or 224)
 DEFAULT_HEAD = "conv"  # "fc" is the paper's head: on a CPU it did not learn in 10 min (mAP@.5 0.02); conv 0.35

@@ -101,10 +101,22 @@ class SnapshotHook(Hook):
             self.on_step(s)
 
 
+AUTO_EVAL_BUDGET_SHARE = 0.1  # eval_every 0 under a time budget: evaluate about every 10 % of the budget
+
+
 def eval_due(s: TrainState) -> bool:
+    """At the end of an epoch: every ``eval_every`` epochs; ``eval_every`` 0 (auto) = every epoch, or
+    under a time budget when a tenth of the budget has passed since the last evaluation (an
+    evaluation per short epoch ate a third of a 10-minute CPU run); always the last and a stop."""
     last_epoch = s.epoch >= s.epochs - 1
-    return ((s.epoch + 1) % max(1, s.cfg.eval_every) == 0 or last_epoch or s.stop_reason is not None
-            or (s.total_steps > 0 and s.step >= s.total_steps))
+    if last_epoch or s.stop_reason is not None or (s.total_steps > 0 and s.step >= s.total_steps):
+        return True
+    if s.cfg.eval_every > 0:
+        return (s.epoch + 1) % s.cfg.eval_every == 0
+    if s.cfg.max_minutes <= 0:
+        return True
+    since = time.monotonic() - (s.last_eval["at"] if s.last_eval else s.started_at)
+    return since >= AUTO_EVAL_BUDGET_SHARE * s.cfg.max_minutes * 60
 
 
 class EvalHook(Hook):
@@ -124,7 +136,7 @@ class EvalHook(Hook):
         val_losses = self.val_losses()
         metrics = self.evaluate()
         s.last_eval = {"step": s.step, "epoch": s.epoch, "metrics": metrics, "val_losses": val_losses,
-                       "duration_s": time.monotonic() - t0}
+                       "duration_s": time.monotonic() - t0, "at": time.monotonic()}
         s.evaluated_this_epoch = True
         s.metric_rows.extend((s.step, s.epoch, "val", k, v) for k, v in val_losses.items())
         s.metric_rows.extend((s.step, s.epoch, "val", k, v) for k, v in metrics.items())

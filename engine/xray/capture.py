@@ -21,20 +21,13 @@ import torch
 from torch import nn
 from torchvision.ops import boxes as box_ops
 
+from engine.data.tensors import image_tensor
 from engine.events import ArraysReady
 from engine.losses.ohem import ohem_select
 from engine.xray.anchors import anchor_meta
 from engine.xray.frames import boxes_to_input, boxes_to_original, points_to_original, scale_xy
 from engine.xray.probes import probe, rpn_candidates
 from engine.xray.roi_align_points import sampling_points
-
-
-def image_tensor(image: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 RGB -> (3, H, W) float32 in [0, 1] (as torchvision's ``to_tensor``)."""
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"image must be (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
-    # torch.tensor copies: the input may be a read-only array
-    return torch.tensor(image).permute(2, 0, 1).contiguous().to(torch.float32).div(255)
 
 
 def capture(model: nn.Module, image: np.ndarray, gt_boxes: np.ndarray | None = None,

@@ -38,8 +38,3 @@ def points_to_original(points: torch.Tensor, input_size: Size, image_size: Size)
     """(N, 2) (x, y) in the input frame -> (N, 2) float32 original pixels (same per-axis scale)."""
     s = scale_xy(input_size, image_size).to(points.device)
     return (points.detach().to(torch.float32) * s).cpu().numpy()
-
-
-def to_input_frame(xy: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """(..., 2) original pixels -> input frame, given the captured ``scale`` (sx, sy)."""
-    return np.asarray(xy, dtype=np.float64) / np.asarray(scale, dtype=np.float64)

@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import batched_nms
 
+from engine.data.tensors import image_tensor
 from engine.models.yolo_v1_loss import responsible_predictors
-from engine.xray.capture import image_tensor
 
 
 def _gt_arrays(gt_boxes: np.ndarray | None, gt_labels: np.ndarray | None, num_classes: int

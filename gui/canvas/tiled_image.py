@@ -123,10 +123,6 @@ class TiledImageItem(QGraphicsItem):
         """A pool key of one of this item's tile requests."""
         return isinstance(key, tuple) and len(key) == 5 and key[:2] == ("tile", self.uid)
 
-    def cached_tiles(self) -> int:
-        return len(self._cache)
-
-    # -- painting -----------------------------------------------------------------------------
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
         lod = QStyleOptionGraphicsItem.levelOfDetailFromTransform(painter.worldTransform())
         level = self.pyramid.level_for(lod)

@@ -92,6 +92,8 @@ class LabelingController(QObject):
         session.project_closed.connect(self._on_project_closed)
         session.image_changed.connect(self._on_image_changed)
         session.store_changed.connect(self._on_store_changed)
+        session.tags_changed.connect(self._on_tags_changed)  # e.g. accepted tag suggestions
+        session.tag_scores.connect(self.tags.set_scores)  # a tagger's scores next to the tags
         self.set_tool("select")
         if session.store is not None:
             self._on_project_opened(session.store)
@@ -155,6 +157,10 @@ class LabelingController(QObject):
         """The store changed outside the undo stack (an import): re-read categories, tags and shapes."""
         self.refresh_panels()
         self.reload()
+
+    def _on_tags_changed(self, image_ids: set[int]) -> None:
+        if not image_ids or self.image_id in image_ids:
+            self.tags.refresh()
 
     def refresh_panels(self) -> None:
         """Re-read categories and tags after the store changed outside the undo stack (an import job)."""

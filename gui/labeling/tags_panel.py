@@ -4,6 +4,8 @@ Each toggle is one undoable ``ToggleTag`` command; the boxes are re-read from th
 every change, so a refused write un-ticks the box again. A new tag name is added to the project's
 tag list (vocabulary, not an edit of any image) and ticked on the current image as a command.
 Right-click a tag to rename it or delete it from the project (both undoable; delete asks first).
+``set_scores(image_id, {tag_id: (score, threshold)})`` shows a tagger's scores next to the tags (bold at or
+above the threshold); they stay until the next call for another image.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ class TagsPanel(QWidget):
         self.ctl = ctl
         self.boxes: dict[int, QCheckBox] = {}
         self.names: dict[int, str] = {}
+        self.scores: dict[int, tuple[float, float]] = {}
+        self._scores_image: int | None = None
         self._inner = QWidget()
         self._rows = QVBoxLayout(self._inner)
         self._rows.setContentsMargins(4, 4, 4, 4)
@@ -78,6 +82,23 @@ class TagsPanel(QWidget):
             box.setEnabled(image_id is not None)
             box.blockSignals(False)
         self.empty.setVisible(image_id is None)
+        self._show_scores()
+
+    def set_scores(self, image_id: int | None, scores: dict[int, tuple[float, float]]) -> None:
+        """A tagger's (score, threshold) per tag id for ``image_id``, shown next to the tag names."""
+        self._scores_image, self.scores = image_id, dict(scores)
+        self._show_scores()
+
+    def _show_scores(self) -> None:
+        scores = self.scores if self._scores_image is not None and self._scores_image == self.ctl.image_id else {}
+        for tag_id, box in self.boxes.items():
+            name = self.names.get(tag_id, "")
+            s = scores.get(tag_id)
+            box.setText(f"{name}    {s[0]:.2f}" if s else name)
+            box.setToolTip(f"tagger score {s[0]:.3f}, threshold {s[1]:.3f}" if s else "")
+            font = box.font()
+            font.setBold(bool(s and s[0] >= s[1]))
+            box.setFont(font)
 
     def toggle(self, tag_id: int, on: bool) -> bool:
         image_id = self.ctl.image_id

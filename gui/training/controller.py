@@ -73,7 +73,14 @@ class TrainingController(QObject):
         self.session = session
         session.project_opened.connect(self.set_store)
         session.project_closed.connect(self._on_project_closed)
+        session.meta_changed.connect(self._on_meta_changed)  # e.g. Analytics > Apply to training
         self.set_store(session.store)
+
+    def _on_meta_changed(self, key: str) -> None:
+        """Another feature wrote the saved settings: show them (they win over unsaved edits)."""
+        if key == SETTINGS_KEY and self.store is not None:
+            self._save_timer.stop()
+            self.load_settings()
 
     def _on_project_closed(self) -> None:
         self.save_settings()

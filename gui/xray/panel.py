@@ -6,7 +6,8 @@ Mounting: ``panel = XrayPanel(bridge=bridge)``; ``panel.connect_canvas(canvas)``
 or the chosen run changes. "Capture" submits ``engine.xray.job.xray_job`` on the bridge's 'tasks' lane;
 its result arrives through the job's handle, live training snapshots (if "follow training" is on)
 through the bridge's ``broadcast``, both as ``ArraysReady(kind="xray")`` read into an ``XrayCapture``.
-Sliders re-run NMS on the captured pre-NMS boxes (no model run).
+Sliders re-run NMS on the captured pre-NMS boxes (no model run). A capture whose ``meta["task"]`` is
+``"yolo_v1"`` switches the panel to its YOLO mode (``gui.xray.yolo_panel.YoloPanel``: the grid overlay).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from engine.xray.capture import XrayCapture
 from engine.xray.job import xray_job
 from gui.bridge import EngineBridge, JobHandle
 from gui.xray.layers import LABEL_FILTERS, LAYERS, XrayLayers
+from gui.xray.yolo_layers import is_yolo_capture
+from gui.xray.yolo_panel import YoloPanel
 
 CLICK_MODES = ("anchors at pixel", "RoI under cursor")
 
@@ -151,12 +154,18 @@ class XrayPanel(QWidget):
         self.table = QTableWidget(0, 0)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         root.addWidget(self.table, 1)
+        self._frcnn_widgets = (box, filters, self.details, self.table)
+        self.yolo = YoloPanel(self)  # YOLO mode: shown instead of the Faster R-CNN controls
+        self.yolo.status_message.connect(self.status_message)
+        self.yolo.hide()
+        root.addWidget(self.yolo, 1)
         self._sync_slider_labels()
 
     # -- wiring -----------------------------------------------------------------------------------
     def attach_scene(self, scene: QGraphicsScene) -> None:
         """Draw the layers in ``scene`` (scene coordinates must be image pixels)."""
         self.layers.attach(scene)
+        self.yolo.attach_scene(scene)
 
     def connect_canvas(self, canvas: object) -> None:
         """Attach to a CanvasView: its scene, ``clicked(x, y, modifiers)`` and ``cursor_moved(x, y)``."""
@@ -170,6 +179,9 @@ class XrayPanel(QWidget):
         self.context = {"project": project, "image": image_id, "checkpoint": checkpoint, "run": run_id}
         if self.layers.arrays is not None and self.layers.meta.get("image_id") != image_id:
             self.layers.clear()
+            self.status.setText("no capture of this image yet")
+        if self.yolo.active() and self.yolo.layers.meta.get("image_id") != image_id:
+            self.yolo.clear()
             self.status.setText("no capture of this image yet")
 
     def request_capture(self, roi_index: int | None = None) -> str | None:
@@ -189,7 +201,10 @@ class XrayPanel(QWidget):
 
     def _on_capture_event(self, e: Event) -> None:
         if isinstance(e, ArraysReady) and e.kind == "xray":
-            self.show_capture(XrayCapture.from_event(e))
+            if is_yolo_capture(e.meta, e.arrays):
+                self.set_capture(dict(e.arrays), dict(e.meta))
+            else:
+                self.show_capture(XrayCapture.from_event(e))
 
     def _on_capture_failed(self, message: str) -> None:
         self.status.setText(f"capture failed: {message}")
@@ -199,13 +214,17 @@ class XrayPanel(QWidget):
         for e in events:
             if not (isinstance(e, ArraysReady) and e.kind == "xray" and self.follow_live.isChecked()):
                 continue
-            cap = XrayCapture.from_event(e)
+            yolo = is_yolo_capture(e.meta, e.arrays)
+            cap = None if yolo else XrayCapture.from_event(e)
+            live, image_id = bool(e.meta.get("live")), e.meta.get("image_id")
             shown = self.context.get("image")
-            if not cap.live:
+            if not live:
                 continue
-            if shown is not None and cap.image_id != shown:
-                self.status.setText(f"training snapshot (step {cap.meta.get('step')}) is of image "
-                                    f"{cap.image_id}: open that image to follow it")
+            if shown is not None and (None if image_id is None else int(image_id)) != shown:
+                self.status.setText(f"training snapshot (step {e.meta.get('step')}) is of image "
+                                    f"{image_id}: open that image to follow it")
+            elif yolo:
+                self.set_capture(dict(e.arrays), dict(e.meta))
             else:
                 self.show_capture(cap)
 
@@ -216,6 +235,10 @@ class XrayPanel(QWidget):
     def set_capture(self, arrays: dict, meta: dict | None = None) -> None:
         """Draw a capture (arrays as documented in docs/xray.md)."""
         meta = dict(meta or {})
+        if is_yolo_capture(meta, arrays):
+            self._show_yolo(arrays, meta)
+            return
+        self._set_yolo_mode(False)
         level = self.level_combo.currentData()
         self.level_combo.blockSignals(True)
         self.level_combo.clear()
@@ -244,6 +267,21 @@ class XrayPanel(QWidget):
                             f"{'(live) ' if meta.get('live') else ''}{what}")
         self.details.setText("")
         self.table.setRowCount(0)
+        self.capture_shown.emit(meta)
+
+    def _set_yolo_mode(self, on: bool) -> None:
+        """Show the YOLO controls (and clear the Faster R-CNN overlays) or the other way round."""
+        if on:
+            self.layers.clear()
+        else:
+            self.yolo.clear()
+        for w in self._frcnn_widgets:
+            w.setVisible(not on)
+        self.yolo.setVisible(on)
+
+    def _show_yolo(self, arrays: dict, meta: dict) -> None:
+        self._set_yolo_mode(True)
+        self.status.setText(self.yolo.show_capture(arrays, meta))
         self.capture_shown.emit(meta)
 
     def _on_layer_toggled(self, name: str, on: bool) -> None:
@@ -287,6 +325,9 @@ class XrayPanel(QWidget):
     # -- canvas interaction ----------------------------------------------------------------------
     def on_canvas_clicked(self, x: float, y: float, modifiers: int = 0) -> None:
         """Image-pixel click: anchors centred there (every level, IoU with each GT) or the RoI's grid."""
+        if self.yolo.active():
+            self.yolo.on_canvas_clicked(x, y, modifiers)
+            return
         if self.layers.arrays is None:
             return
         if self.click_mode.currentIndex() == 1:
@@ -319,9 +360,12 @@ class XrayPanel(QWidget):
         self._update_counts()
 
     def hover_text(self, x: float, y: float) -> str:
-        return self.layers.hover_text(x, y)
+        return self.yolo.hover_text(x, y) if self.yolo.active() else self.layers.hover_text(x, y)
 
     def on_cursor_moved(self, x: float, y: float) -> None:
+        if self.yolo.active():
+            self.yolo.on_cursor_moved(x, y)
+            return
         text = self.layers.hover_text(x, y)
         if text != self._last_tip:
             self._last_tip = text

@@ -179,3 +179,32 @@ def test_l1_l2_curves():
     np.testing.assert_allclose(curves.l1_curve(X_GRID), np.abs(X_GRID))
     t = torch.as_tensor(X_GRID)
     np.testing.assert_allclose(curves.l2_curve(X_GRID), l2_loss(t, torch.zeros_like(t), reduction="none").numpy())
+
+
+def test_l1_l2_grads_match_torch():
+    x = torch.as_tensor(X_GRID, dtype=torch.float64).requires_grad_()
+    l1_loss(x, torch.zeros_like(x), reduction="sum").backward()
+    np.testing.assert_allclose(curves.l1_grad(X_GRID), x.grad.numpy(), atol=1e-12)
+    x.grad = None
+    l2_loss(x, torch.zeros_like(x), reduction="sum").backward()
+    np.testing.assert_allclose(curves.l2_grad(X_GRID), x.grad.numpy(), atol=1e-12)
+
+
+@pytest.mark.parametrize("z", [[2.0, -1.0, 0.5], [-30.0, 0.0, 40.0], [0.0, 0.0, 0.0]])
+def test_multilabel_and_single_label_curves_match_torch(z):
+    zt = torch.tensor(z, dtype=torch.float64, requires_grad=True)
+    y = [1.0, 0.0, 1.0]
+    bce = F.binary_cross_entropy_with_logits(zt, torch.tensor(y, dtype=torch.float64), reduction="none")
+    np.testing.assert_allclose(curves.sigmoid(z), torch.sigmoid(zt).detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(curves.sigmoid_bce(z, y), bce.detach().numpy(), rtol=1e-9, atol=1e-12)
+    bce.sum().backward()
+    np.testing.assert_allclose(curves.sigmoid_bce_grad(z, y), zt.grad.numpy(), atol=1e-12)
+    for target in range(3):
+        zt.grad = None
+        ce = F.cross_entropy(zt[None], torch.tensor([target]))
+        assert curves.softmax_ce(z, target) == pytest.approx(ce.item(), rel=1e-9, abs=1e-12)
+        ce.backward()
+        np.testing.assert_allclose(curves.softmax_ce_grad(z, target), zt.grad.numpy(), atol=1e-12)
+    p = curves.softmax(z)
+    np.testing.assert_allclose(p, torch.softmax(zt, 0).detach().numpy(), rtol=1e-12)
+    assert p.sum() == pytest.approx(1.0)

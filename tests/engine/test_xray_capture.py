@@ -8,9 +8,10 @@ import torch
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.transform import resize_boxes
 
+from engine.data.tensors import image_tensor
 from engine.models.faster_rcnn import DetectorSpec, build_faster_rcnn
 from engine.xray.anchors import anchors_at, box_iou
-from engine.xray.capture import capture, capture_with_outputs, image_tensor
+from engine.xray.capture import capture, capture_with_outputs
 from engine.xray.nms import detections_keep, proposals_keep
 
 SIZES = ((12, 20), (24, 40), (48, 80), (96, 160), (192, 320))

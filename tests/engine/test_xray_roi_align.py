@@ -12,8 +12,9 @@ import pytest
 import torch
 from torchvision.ops import roi_align
 
+from engine.data.tensors import image_tensor
 from engine.models.faster_rcnn import DetectorSpec, build_faster_rcnn
-from engine.xray.capture import capture, image_tensor
+from engine.xray.capture import capture
 from engine.xray.roi_align_points import roi_points, sampling_bins, sampling_points
 
 

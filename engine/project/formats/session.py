@@ -32,9 +32,9 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+from engine.project.dbfile import ProjectLockedError
 from engine.project.imageio import ImageReadError, file_hash
 from engine.project.shapes import Annotation
-from engine.project.dbfile import ProjectLockedError
 from engine.project.store import PALETTE, SPLITS, Category, DiskFullError, Store
 
 from .common import (

@@ -1,0 +1,151 @@
+"""The Analytics dock on the demo: charts, the (ln w, ln h) scatter and its lines, selection, k-means anchors,
+"Apply to training". Real mouse and key events; every number is compared with ``analyze_project``."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtTest import QTest
+
+from engine.analysis.analyze import analyze_project
+from engine.config import TrainConfig
+from engine.project.store import Store
+from engine.tasks.faster_rcnn import anchor_options
+
+LEFT = Qt.MouseButton.LeftButton
+NO_MOD = Qt.KeyboardModifier.NoModifier
+
+
+def _open(qtbot, window):
+    feat = window.analytics
+    feat.show()
+    qtbot.waitUntil(lambda: feat.panel.result is not None and feat.handle is None, timeout=20000)
+    return feat, feat.panel
+
+
+def _vp(scatter, x: float, y: float):
+    return scatter.mapFromScene(scatter.vb.mapViewToScene(QPointF(x, y)))
+
+
+def _set_k(qtbot, panel, k: int) -> None:
+    panel.k.setFocus()
+    panel.k.lineEdit().selectAll()
+    QTest.keyClicks(panel.k.lineEdit(), str(k))
+    QTest.keyClick(panel.k.lineEdit(), Qt.Key.Key_Return)
+
+
+def test_dock_fills_from_the_demo(qtbot, window, demo_copy):
+    feat, panel = _open(qtbot, window)
+    expected = analyze_project(demo_copy, None, k=9)
+    with Store(demo_copy) as store:
+        n_categories = len(store.categories())
+    assert panel.class_chart.count == n_categories
+    assert len(panel.scatter.points.data) == expected["objects"] == len(expected["points"]["log_wh"])
+    assert panel.per_image_chart.count == expected["objects_per_image"]["max"] + 1
+    assert panel.size_chart.count == len(expected["size_histogram"]["counts"])
+    r = panel.result
+    for key in ("max_variance_line", "ols_line"):
+        assert r[key] == pytest.approx(expected[key])
+    # the drawn lines are these lines
+    (mx, my), (dx, dy) = expected["max_variance_line"]["mean"], expected["max_variance_line"]["direction"]
+    x, y = panel.scatter.max_var.getData()
+    np.testing.assert_allclose(y, my + (x - mx) * dy / dx, rtol=1e-9)
+    x, y = panel.scatter.ols.getData()
+    np.testing.assert_allclose(y, expected["ols_line"]["intercept"] + expected["ols_line"]["slope"] * x, rtol=1e-9)
+    share = f"{expected['max_variance_line']['explained_variance_ratio']:.1%}"
+    assert share in panel.lines_label.text()
+    assert panel.scatter.anchor_count == 9
+
+
+def test_rubber_band_lists_images_and_a_click_opens_one(qtbot, window):
+    feat, panel = _open(qtbot, window)
+    sc = panel.scatter
+    xy = sc.xy
+    # a band around the largest boxes (upper right quarter of the cloud)
+    cx, cy = np.quantile(xy[:, 0], 0.75), np.quantile(xy[:, 1], 0.75)
+    x1, y1 = xy[:, 0].max() + 0.05, xy[:, 1].max() + 0.05
+    inside = np.flatnonzero((xy[:, 0] >= cx) & (xy[:, 1] >= cy))
+    assert len(inside) > 0
+    a, b = _vp(sc, cx, cy), _vp(sc, x1, y1)
+    vp = sc.viewport()
+    QTest.mouseMove(vp, a)
+    QTest.mousePress(vp, LEFT, NO_MOD, a)
+    for t in (0.25, 0.5, 0.75, 1.0):
+        QTest.mouseMove(vp, a + (b - a) * t)
+    QTest.mouseRelease(vp, LEFT, NO_MOD, b)
+    qtbot.waitUntil(lambda: panel.images.count() > 0)
+    picked = set(sc.selection.tolist())
+    # what the band holds, give or take the points on its edge (pixel rounding of the corners)
+    assert picked and len(picked ^ set(inside.tolist())) <= 2
+    ids = {int(i) for i in np.asarray(panel.result["points"]["image_ids"])[sc.selection]}
+    listed = [panel.images.item(i).data(Qt.ItemDataRole.UserRole) for i in range(panel.images.count())]
+    assert set(listed) == ids
+    target = next(i for i in listed if i != window.image_id)
+    row = listed.index(target)
+    rect = panel.images.visualItemRect(panel.images.item(row))
+    QTest.mouseClick(panel.images.viewport(), LEFT, NO_MOD, rect.center())
+    qtbot.waitUntil(lambda: window.image_id == target)
+
+
+def test_k_change_reruns_and_draws_k_anchors(qtbot, window, demo_copy):
+    feat, panel = _open(qtbot, window)
+    _set_k(qtbot, panel, 4)
+    qtbot.waitUntil(lambda: panel.result is not None and panel.result["kmeans_anchors"]
+                    and panel.result["kmeans_anchors"]["k"] == 4 and feat.handle is None, timeout=20000)
+    assert panel.scatter.anchor_count == 4
+    expected = analyze_project(demo_copy, None, k=4)["kmeans_anchors"]
+    np.testing.assert_allclose(panel.result["kmeans_anchors"]["anchors"], expected["anchors"])
+    xa, ya = panel.scatter.anchors.getData()
+    np.testing.assert_allclose(np.exp(xa), np.asarray(expected["anchors"])[:, 0])
+    assert panel.anchor_table.item(1, 1).text() == f"{expected['mean_best_iou']:.3f}"
+    assert panel.anchor_table.item(1, 2).text() == f"{expected['recall_at_0_5']:.3f}"
+
+
+def test_fewer_boxes_than_k_shows_the_reason(qtbot, window, demo_copy):
+    feat, panel = _open(qtbot, window)
+    panel.split.setCurrentIndex(panel.split.findData("val"))
+    qtbot.waitUntil(lambda: feat.handle is None and panel.result is not None and panel.result["split"] == "val",
+                    timeout=20000)
+    n = panel.result["objects"]
+    assert n < panel.k.maximum()
+    _set_k(qtbot, panel, n + 1)
+    qtbot.waitUntil(lambda: feat.handle is None and panel.result is not None
+                    and panel.result.get("anchor_error") is not None, timeout=20000)
+    assert f"k={n + 1} anchors need at least {n + 1} boxes" in panel.anchor_label.text()
+    assert panel.scatter.anchor_count == 0
+    assert not panel.apply_button.isEnabled()
+    assert len(panel.scatter.points.data) == n  # the statistics are still there
+
+
+def test_class_filter_reruns(qtbot, window, demo_copy):
+    feat, panel = _open(qtbot, window)
+    cid = panel.category.itemData(1)
+    panel.category.setCurrentIndex(1)
+    qtbot.waitUntil(lambda: feat.handle is None and panel.result is not None
+                    and panel.result["categories"] == [cid], timeout=20000)
+    expected = analyze_project(demo_copy, None, k=9, categories=[cid])
+    assert len(panel.scatter.points.data) == expected["objects"]
+    assert set(panel.result["points"]["category_ids"]) == {cid}
+    assert panel.result["ols_line"] == pytest.approx(expected["ols_line"])
+
+
+def test_apply_writes_the_train_settings(qtbot, window, demo_copy):
+    feat, panel = _open(qtbot, window)
+    suggested = panel.result["kmeans_anchors"]["faster_rcnn"]
+    QTest.mouseClick(panel.apply_button, LEFT, NO_MOD, panel.apply_button.rect().center())
+    saved = json.loads(window.store.get_meta("train_settings"))
+    assert saved["extra"]["anchor_sizes"] == suggested["anchor_sizes"]
+    assert saved["extra"]["aspect_ratios"] == suggested["aspect_ratios"]
+    # the Train panel shows (and keeps) them, and the Faster R-CNN task builds its anchors from them
+    cfg = window.training.train.config()
+    assert cfg["extra"]["anchor_sizes"] == suggested["anchor_sizes"]
+    opts = anchor_options(TrainConfig(**{**TrainConfig().to_dict(), "extra": cfg["extra"]}))
+    assert opts["anchor_sizes"] == tuple(tuple(s) for s in suggested["anchor_sizes"])
+    assert opts["aspect_ratios"] == tuple(suggested["aspect_ratios"])
+    # the "current anchors" row is now the applied configuration
+    qtbot.waitUntil(lambda: feat.handle is None and panel.result["current_anchors"]["anchor_sizes"]
+                    == suggested["anchor_sizes"], timeout=20000)
+    assert panel.result["current_anchors"]["mean_best_iou"] == pytest.approx(suggested["mean_best_iou"])
