@@ -29,7 +29,8 @@ them as ``stat_<name>`` in ``StepLosses.losses``, never adding them to ``loss``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -77,6 +78,18 @@ class LabelSpace:
     def from_label_map(label_map: dict[int, int], names: Sequence[str], background: bool) -> LabelSpace:
         ids = tuple(sorted(label_map, key=label_map.get))
         return LabelSpace(ids, tuple(names), background)
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """``model`` in eval mode under ``no_grad``; its train/eval flag restored on exit."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield model
+    finally:
+        model.train(was_training)
 
 
 class Spec(Protocol):

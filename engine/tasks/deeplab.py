@@ -38,7 +38,7 @@ from engine.eval.segmentation import SegmentationMeter
 from engine.jobs import CancelToken
 from engine.models.deeplab import BACKBONES, DeeplabSpec, build_deeplab
 from engine.project.store import Store
-from engine.tasks.base import LabelSpace, TaskDataError
+from engine.tasks.base import LabelSpace, TaskDataError, eval_mode
 from engine.tasks.faster_rcnn import category_space
 
 METRICS = ("miou", "boundary_f", "pixel_acc")
@@ -128,9 +128,7 @@ class DeeplabTask:
         num_classes = int(getattr(model, "num_classes", 0)) or len(getattr(loader.dataset, "label_map", {})) + 1
         plain, refined = SegmentationMeter(num_classes), SegmentationMeter(num_classes)
         crf_s, crf_images = 0.0, 0
-        was_training = model.training
-        model.eval()
-        try:
+        with eval_mode(model):
             for images, targets in loader:
                 if cancel is not None:
                     cancel.check()
@@ -146,8 +144,6 @@ class DeeplabTask:
                     crf_s += time.perf_counter() - t0
                     crf_images += 1
                     refined.update(truth, q.argmax(0))
-        finally:
-            model.train(was_training)
         base = plain.compute()
         out: dict[str, Any] = {k: float(base[k]) for k in METRICS}
         out["iou_per_class"] = [None if np.isnan(v) else round(float(v), 6) for v in base["iou_per_class"]]
@@ -159,14 +155,9 @@ class DeeplabTask:
             out["crf_params"] = params.to_dict()
         return out
 
-    @torch.no_grad()
     def predict(self, model: nn.Module, images: list[np.ndarray], device: torch.device) -> list[dict[str, Any]]:
-        was_training = model.training
-        model.eval()
-        try:
+        with eval_mode(model):
             outs = model([image_tensor(im).to(device) for im in images])
-        finally:
-            model.train(was_training)
         results = []
         for o in outs:
             probs = o["probs"].cpu().numpy().astype(np.float32)

@@ -21,14 +21,14 @@ from torch.utils.data import DataLoader, Dataset
 
 from engine.config import MODEL_OPTIONS, TrainConfig
 from engine.data.dataset import DetectionDataset, SampleRecord, collate, size_from_data
-from engine.data.tensors import image_tensor
 from engine.data.transforms import train_transform
-from engine.eval.detection import STAT_NAMES, ImageDetections, ImageTargets, coco_map
+from engine.eval.detection import STAT_NAMES
 from engine.jobs import CancelToken
 from engine.models.faster_rcnn import BACKBONES, DetectorSpec, build_faster_rcnn, resolve_backbone_options
 from engine.models.frcnn_heads import step_stats
 from engine.project.store import Store
 from engine.tasks.base import LabelSpace, TaskDataError
+from engine.tasks.detection import coco_evaluate, predict_boxes
 
 
 def category_space(store: Store, background: bool = True) -> LabelSpace:
@@ -130,39 +130,12 @@ class FasterRCNNTask:
     def collate(self, batch: list[tuple[torch.Tensor, dict]]) -> tuple[list[torch.Tensor], list[dict]]:
         return collate(batch)
 
-    @torch.no_grad()
     def evaluate(self, model: nn.Module, loader: DataLoader, device: torch.device,
                  cancel: CancelToken | None) -> dict[str, float]:
-        gts: list[ImageTargets] = []
-        dets: list[ImageDetections] = []
-        was_training = model.training
-        model.eval()
-        try:
-            for images, targets in loader:
-                if cancel is not None:
-                    cancel.check()
-                outs = model([im.as_subclass(torch.Tensor).to(device) for im in images])
-                for im, t, o in zip(images, targets, outs):
-                    h, w = im.shape[-2:]
-                    gts.append(ImageTargets(int(t["image_id"]), int(w), int(h),
-                                            t["boxes"].as_subclass(torch.Tensor).numpy(), t["labels"].numpy()))
-                    dets.append(ImageDetections(int(t["image_id"]), o["boxes"].cpu().numpy(),
-                                                o["scores"].cpu().numpy(), o["labels"].cpu().numpy()))
-        finally:
-            model.train(was_training)
-        num_classes = len(getattr(loader.dataset, "label_map", {})) + 1
-        return coco_map(gts, dets, max(num_classes, int(max((g.labels.max(initial=0) for g in gts), default=0)) + 1))
+        return coco_evaluate(model, loader, device, cancel)
 
-    @torch.no_grad()
     def predict(self, model: nn.Module, images: list[np.ndarray], device: torch.device) -> list[dict[str, Any]]:
-        was_training = model.training
-        model.eval()
-        try:
-            outs = model([image_tensor(im).to(device) for im in images])
-        finally:
-            model.train(was_training)
-        return [{"boxes": o["boxes"].cpu().numpy().astype(np.float32), "scores": o["scores"].cpu().numpy(),
-                 "labels": o["labels"].cpu().numpy().astype(np.int64)} for o in outs]
+        return predict_boxes(model, images, device)
 
 
 TASK = FasterRCNNTask()

@@ -57,7 +57,7 @@ from engine.models.tagger import (
 )
 from engine.project.imageio import read_rgb
 from engine.project.store import Store
-from engine.tasks.base import LabelSpace, TaskDataError
+from engine.tasks.base import LabelSpace, TaskDataError, eval_mode
 
 DEFAULT_INPUT_SIZE = 128
 POS_WEIGHT_CLIP = (0.1, 10.0)
@@ -269,17 +269,13 @@ class TaggerTask:
     def scores(self, model: nn.Module, loader: DataLoader, device: torch.device,
                cancel: CancelToken | None) -> tuple[np.ndarray, np.ndarray]:
         """Eval-mode ``(scores (N, T) float32 probabilities, truth (N, T) bool)`` over ``loader``."""
-        was_training = model.training
-        model.eval()
         out, truth = [], []
-        try:
+        with eval_mode(model):
             for images, targets in loader:
                 if cancel is not None:
                     cancel.check()
                 out.append(model([im.to(device) for im in images]).float().cpu().numpy())
                 truth += [t["tags"].numpy() > 0.5 for t in targets]
-        finally:
-            model.train(was_training)
         t = self._num_tags(model)
         return (np.concatenate(out) if out else np.zeros((0, t), np.float32),
                 np.array(truth, bool).reshape(-1, t))
@@ -326,14 +322,9 @@ class TaggerTask:
                        "threshold": float(t)} for n, a, t in zip(names, ap, thr)}
         return {**metrics, "per_tag": per_tag, "mode": getattr(model, "module", model).spec.mode}
 
-    @torch.no_grad()
     def predict(self, model: nn.Module, images: list[np.ndarray], device: torch.device) -> list[dict[str, Any]]:
-        was_training = model.training
-        model.eval()
-        try:
+        with eval_mode(model):
             probs = model([image_tensor(im).to(device) for im in images]).float().cpu().numpy()
-        finally:
-            model.train(was_training)
         return [{"scores": p.astype(np.float32)} for p in probs]
 
 

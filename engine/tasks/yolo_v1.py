@@ -35,9 +35,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from engine.config import TrainConfig
 from engine.data.dataset import DetectionDataset, SampleRecord, collate
-from engine.data.tensors import image_tensor
 from engine.data.yolo_transforms import yolo_train_transform
-from engine.eval.detection import STAT_NAMES, ImageDetections, ImageTargets, coco_map
+from engine.eval.detection import STAT_NAMES
 from engine.jobs import CancelToken
 from engine.models.yolo_v1 import BACKBONES, CLASS_LOSSES, HEADS
 from engine.models.yolo_v1_boxes import encode_targets
@@ -45,6 +44,7 @@ from engine.models.yolo_v1_detector import YoloDetectorSpec, build_yolo_detector
 from engine.project.shapes import instances
 from engine.project.store import Store
 from engine.tasks.base import LabelSpace
+from engine.tasks.detection import coco_evaluate, predict_boxes
 from engine.tasks.faster_rcnn import category_space, check_has_objects
 
 DEFAULT_INPUT_SIZE = 448  # the paper's; CPU users pass --min-size 256 (or 224)
@@ -171,39 +171,12 @@ class YoloV1Task:
     def collate(self, batch: list[tuple[torch.Tensor, dict]]) -> tuple[list[torch.Tensor], list[dict]]:
         return collate(batch)
 
-    @torch.no_grad()
     def evaluate(self, model: nn.Module, loader: DataLoader, device: torch.device,
                  cancel: CancelToken | None) -> dict[str, float]:
-        gts: list[ImageTargets] = []
-        dets: list[ImageDetections] = []
-        was_training = model.training
-        model.eval()
-        try:
-            for images, targets in loader:
-                if cancel is not None:
-                    cancel.check()
-                outs = model([im.as_subclass(torch.Tensor).to(device) for im in images])
-                for im, t, o in zip(images, targets, outs):
-                    h, w = im.shape[-2:]
-                    gts.append(ImageTargets(int(t["image_id"]), int(w), int(h),
-                                            t["boxes"].as_subclass(torch.Tensor).numpy(), t["labels"].numpy()))
-                    dets.append(ImageDetections(int(t["image_id"]), o["boxes"].cpu().numpy(),
-                                                o["scores"].cpu().numpy(), o["labels"].cpu().numpy()))
-        finally:
-            model.train(was_training)
-        num_classes = len(getattr(loader.dataset, "label_map", {})) + 1
-        return coco_map(gts, dets, max(num_classes, int(max((g.labels.max(initial=0) for g in gts), default=0)) + 1))
+        return coco_evaluate(model, loader, device, cancel)
 
-    @torch.no_grad()
     def predict(self, model: nn.Module, images: list[np.ndarray], device: torch.device) -> list[dict[str, Any]]:
-        was_training = model.training
-        model.eval()
-        try:
-            outs = model([image_tensor(im).to(device) for im in images])
-        finally:
-            model.train(was_training)
-        return [{"boxes": o["boxes"].cpu().numpy().astype(np.float32), "scores": o["scores"].cpu().numpy(),
-                 "labels": o["labels"].cpu().numpy().astype(np.int64)} for o in outs]
+        return predict_boxes(model, images, device)
 
 
 TASK = YoloV1Task()

@@ -146,7 +146,7 @@ class AssistFeature(QObject):
         self.panel.accept_as.setCurrentIndex(max(0, self.panel.accept_as.findData(keep)) if keep is not None else 0)
 
     def _on_project_closed(self) -> None:
-        self._drop_assistant()
+        self._drop_assistant(unload=False)  # the window may be closing (lanes shut): the model goes with its last job
         self._own_stack.clear()
         self.pending, self.current, self.order = [], None, None
         self.layer.clear()
@@ -231,12 +231,13 @@ class AssistFeature(QObject):
         self.request_suggestions()
         self._show_state()
 
-    def _drop_assistant(self) -> None:
-        """Forget the assistant; its model and cache are freed on the lane, behind whatever runs there."""
+    def _drop_assistant(self, unload: bool = True) -> None:
+        """Forget the assistant; with ``unload`` its model and cache are freed on the lane, behind whatever
+        runs there (the GUI thread never waits for the model)."""
         for name in ("suggest", "prefetch", "rank"):
             if (h := self.jobs.pop(name, None)) is not None:
                 h.cancel()
-        if self.assistant is not None:
+        if self.assistant is not None and unload:
             h = self.bridge.submit(unload_job, {"assistant": self.assistant}, LANE)
             self._track("unload", h)
         self.assistant, self.run_id, self.provenance = None, None, None

@@ -38,19 +38,19 @@ class ReviewKeys(QObject):
         super().__init__(canvas)
         self.canvas, self.target = canvas, target
         self._swallow_release = False
+        self._viewport = canvas.viewport()
         canvas.installEventFilter(self)
-        canvas.viewport().installEventFilter(self)
+        self._viewport.installEventFilter(self)
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802
         t = event.type()
         if t in (QEvent.Type.ShortcutOverride, QEvent.Type.KeyPress) and isinstance(event, QKeyEvent):
             return self._key(event, t == QEvent.Type.ShortcutOverride)
-        if obj is self.canvas.viewport() and isinstance(event, QMouseEvent):
-            if t == QEvent.Type.MouseButtonPress:
-                return self._press(event)
-            if t == QEvent.Type.MouseButtonRelease and self._swallow_release:
-                self._swallow_release = False
-                return True
+        if t == QEvent.Type.MouseButtonPress and obj is self._viewport and isinstance(event, QMouseEvent):
+            return self._press(event)
+        if t == QEvent.Type.MouseButtonRelease and self._swallow_release and obj is self._viewport:
+            self._swallow_release = False
+            return True
         return False
 
     def _key(self, event: QKeyEvent, override: bool) -> bool:

@@ -48,7 +48,7 @@ class AssistPanel(QWidget):
         self.min_score = QDoubleSpinBox()
         self.min_score.setRange(0.0, 1.0)
         self.min_score.setSingleStep(0.05)
-        self.min_score.setDecimals(2)
+        self.min_score.setDecimals(3)
         self.min_score.setValue(0.3)
         self.min_score.setToolTip("Suggestions scoring less are not proposed")
         form.addRow("Show ≥", self.min_score)

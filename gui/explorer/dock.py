@@ -60,6 +60,13 @@ def _slider(parent: QWidget, lo: int, hi: int, value: int, tip: str) -> QSlider:
     return s
 
 
+def _curve(plot: pg.PlotItem, x: np.ndarray, y: np.ndarray, pen: object, name: str | None = None) -> pg.PlotDataItem:
+    """A curve in ``plot``; clipToView set once it has its view box (pyqtgraph 0.14 fails when set before)."""
+    item = plot.plot(x, y, pen=pen, name=name)
+    item.setClipToView(True)
+    return item
+
+
 def _plot(title: str, x_label: str, y_label: str) -> pg.PlotItem:
     p = pg.PlotItem(title=title)
     p.setLabel("bottom", x_label)
@@ -105,7 +112,7 @@ class LossExplorerDock(QWidget):
         lay = QVBoxLayout(page)
         lay.setContentsMargins(0, 4, 0, 0)
         view = pg.GraphicsLayoutWidget(page)
-        view.setMinimumHeight(260)
+        view.setMinimumHeight(220)
         self.focal_plot = p = _plot("CE vs focal loss", "probability of the ground-truth class p_t", "loss")
         view.addItem(p)
         p.setXRange(0, 1, padding=0.02)
@@ -119,9 +126,8 @@ class LossExplorerDock(QWidget):
         p.addItem(well)
         self.focal_curves: dict[float, pg.PlotDataItem] = {}
         for g, color in zip(GAMMAS, GAMMA_COLORS, strict=True):
-            self.focal_curves[g] = p.plot(P_T, P_T, pen=_pen(color), name=f"γ = {num(g)}", clipToView=True)
-        self.run_focal_curve = p.plot(P_T, P_T, pen=_pen(MARK_COLOR, dashed=True), name="this run",
-                                      clipToView=True)
+            self.focal_curves[g] = _curve(p, P_T, P_T, pen=_pen(color), name=f"γ = {num(g)}")
+        self.run_focal_curve = _curve(p, P_T, P_T, pen=_pen(MARK_COLOR, dashed=True), name="this run")
         self.run_focal_dot = pg.ScatterPlotItem(size=7, pen=_pen(MARK_COLOR), brush=pg.mkBrush(MARK_COLOR))
         p.addItem(self.run_focal_dot)
         self.run_focal_label = pg.TextItem("", color=MARK_COLOR, anchor=(0, 1))
@@ -149,7 +155,7 @@ class LossExplorerDock(QWidget):
         lay = QVBoxLayout(page)
         lay.setContentsMargins(0, 4, 0, 0)
         view = pg.GraphicsLayoutWidget(page)
-        view.setMinimumHeight(320)
+        view.setMinimumHeight(260)
         self.box_plot = p = _plot("box regression loss", "", "loss")
         view.addItem(p, row=0, col=0)
         self.box_grad_plot = g = _plot("gradient d loss / d x", "residual x = prediction − target", "gradient")
@@ -158,14 +164,15 @@ class LossExplorerDock(QWidget):
         p.setXRange(-3, 3, padding=0.02)
         p.setYRange(0, 3, padding=0.02)
         g.setYRange(-2, 2, padding=0.02)
-        p.addLegend(offset=(10, 10), labelTextSize="8pt")
-        self.smooth_curve = p.plot(X, X, pen=_pen(SMOOTH_COLOR), name="Smooth L1 (β)", clipToView=True)
-        self.l1_curve = p.plot(X, curves.l1_curve(X), pen=_pen(L1_COLOR), name="L1", clipToView=True)
-        self.l2_curve = p.plot(X, curves.l2_curve(X), pen=_pen(L2_COLOR), name="L2 (½x²)", clipToView=True)
-        self.run_smooth_curve = p.plot(X, X, pen=_pen(MARK_COLOR, dashed=True), name="this run", clipToView=True)
-        self.smooth_grad_curve = g.plot(X, X, pen=_pen(SMOOTH_COLOR), clipToView=True)
-        self.l1_grad_curve = g.plot(X, curves.l1_grad(X), pen=_pen(L1_COLOR), clipToView=True)
-        self.l2_grad_curve = g.plot(X, curves.l2_grad(X), pen=_pen(L2_COLOR), clipToView=True)
+        legend = p.addLegend(labelTextSize="8pt")
+        legend.anchor(itemPos=(0.5, 0), parentPos=(0.5, 0), offset=(0, 10))  # top centre: above the V of the curves
+        self.smooth_curve = _curve(p, X, X, pen=_pen(SMOOTH_COLOR), name="Smooth L1 (β)")
+        self.l1_curve = _curve(p, X, curves.l1_curve(X), pen=_pen(L1_COLOR), name="L1")
+        self.l2_curve = _curve(p, X, curves.l2_curve(X), pen=_pen(L2_COLOR), name="L2 (½x²)")
+        self.run_smooth_curve = _curve(p, X, X, pen=_pen(MARK_COLOR, dashed=True), name="this run")
+        self.smooth_grad_curve = _curve(g, X, X, pen=_pen(SMOOTH_COLOR))
+        self.l1_grad_curve = _curve(g, X, curves.l1_grad(X), pen=_pen(L1_COLOR))
+        self.l2_grad_curve = _curve(g, X, curves.l2_grad(X), pen=_pen(L2_COLOR))
         self.run_beta_lines: list[pg.InfiniteLine] = []
         for plot in (p, g):
             for _sign in (-1, 1):
@@ -173,8 +180,8 @@ class LossExplorerDock(QWidget):
                                        pen=pg.mkPen(MARK_COLOR, width=1, style=Qt.PenStyle.DotLine))
                 plot.addItem(line)
                 self.run_beta_lines.append(line)
-        self.run_beta_label = pg.TextItem("", color=MARK_COLOR, anchor=(0, 1))
-        p.addItem(self.run_beta_label)
+        self.run_beta_label = pg.TextItem("", color=MARK_COLOR, anchor=(0, 0.5))
+        g.addItem(self.run_beta_label)  # below the +1 plateau, right of the +β line: crosses no curve
         lay.addWidget(view, 1)
         row = QHBoxLayout()
         self.beta_slider = _slider(page, 0, 300, 100, "β of Smooth L1: quadratic for |x| < β, linear beyond "
@@ -197,7 +204,7 @@ class LossExplorerDock(QWidget):
         lay = QVBoxLayout(page)
         lay.setContentsMargins(0, 4, 0, 0)
         view = pg.GraphicsLayoutWidget(page)
-        view.setMinimumHeight(300)
+        view.setMinimumHeight(220)
         ticks = [[(k, f"class {k}") for k in range(N_CLASSES)]]
         self.prob_plot = p = _plot("probabilities: sigmoid (blue) vs softmax (orange)", "", "p")
         self.class_grad_plot = g = _plot("gradient d loss / d z: BCE (blue) vs CE (orange)", "", "gradient")
@@ -312,7 +319,7 @@ class LossExplorerDock(QWidget):
         for line, sign in zip(self.run_beta_lines, (-1, 1, -1, 1), strict=True):
             line.setValue(sign * b)
         self.run_beta_label.setText(marker.beta_text())
-        self.run_beta_label.setPos(b, float(curves.smooth_l1_curve(np.array([b]), b)[0]) + 1.5)
+        self.run_beta_label.setPos(b + 0.05, -1.4)
         self.run_class_label.setText(f"<b>this run</b> ({marker.source}): RPN objectness = sigmoid with "
                                      f"{marker.rpn_loss}, RoI classifier = softmax with {marker.roi_loss}.")
         self.curves_updated.emit()

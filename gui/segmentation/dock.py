@@ -1,7 +1,8 @@
 """``SegmentationDock``: a segmentation run's prediction on the current image, before and after the dense CRF.
 
 - **Model**: runs of a segmentation task (``deeplab``) with a checkpoint, newest first.
-- **CRF**: backend (``fast`` always works; ``exact`` needs pydensecrf: disabled, with how to install it) and
+- **CRF**: backend (``fast`` always works; ``exact`` needs pydensecrf: disabled, with how to install it;
+  default ``exact`` on a CPU-only machine that has it, where it is the quicker one) and
   the six ``CrfParams`` as sliders + spin boxes. Every change is debounced (``DEBOUNCE_MS``) into one job on
   the bridge's ``tasks`` lane (``jobs.segment_view_job``); the engine keeps the model and the image's
   probabilities, so such a job re-runs only the CRF (its result says ``predicted: False``). A newer request
@@ -18,6 +19,7 @@ Computes only while the dock is on screen (``set_active``); the canvas layers hi
 
 from __future__ import annotations
 
+import torch
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -64,6 +66,11 @@ def segmentation_runs(runs: list[dict]) -> list[dict]:
         except Exception:  # an unknown model name: not ours to show
             continue
     return out
+
+
+def default_backend() -> str:
+    """``exact`` on a CPU-only machine when pydensecrf is there (the faster one on a CPU), else ``fast``."""
+    return "exact" if crf_available() and not torch.cuda.is_available() else "fast"
 
 
 class SegmentationDock(QWidget):
@@ -156,6 +163,7 @@ class SegmentationDock(QWidget):
             self.backend.model().item(1).setEnabled(False)
             self.backend_note.setText(f"<i>exact is unavailable: {INSTALL_HINT}. fast works without it.</i>")
         self.backend_note.setVisible(bool(self.backend_note.text()))
+        self.backend.setCurrentIndex(self.backend.findData(default_backend()))
         self.backend.currentIndexChanged.connect(self._on_backend_changed)
         form.addRow("Backend:", self.backend)
         form.addRow(self.backend_note)
@@ -305,8 +313,12 @@ class SegmentationDock(QWidget):
         regions = meta.get("regions") or {}
         net = "network cached" if not meta.get("predicted") else f"network {meta.get('predict_ms', 0):.0f} ms"
         self.status.setText(f"{meta.get('task', '')} run {meta.get('run_id', '?')} · image {meta.get('image_id')}")
+        colors = {c.id: c.color for c in self.session.store.categories()} if self.session.store is not None else {}
+        legend = " ".join(f"<span style='color:{colors.get(cid, '#888888')}'>■</span> {name}"
+                          for name, cid in zip(meta.get("label_names") or [], meta.get("label_categories") or [])
+                          if cid is not None)
         self.info.setText(
-            f"{net} · CRF <b>{meta.get('crf')}</b> {meta.get('crf_ms', 0):.0f} ms · the CRF changed "
+            f"{legend}<br>{net} · CRF <b>{meta.get('crf')}</b> {meta.get('crf_ms', 0):.0f} ms · the CRF changed "
             f"{100 * float(meta.get('changed_fraction', 0.0)):.2f} % of the pixels · regions: "
             f"{len(regions.get('before', []))} before, {len(regions.get('after', []))} after")
         self.result_shown.emit(self.meta)

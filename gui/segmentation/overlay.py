@@ -9,7 +9,7 @@ draws two source rectangles (and the split line).
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QLineF, QRectF
+from PySide6.QtCore import QLineF, QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QImage, QPainter, QPen
 from PySide6.QtWidgets import QStyleOptionGraphicsItem, QWidget
 
@@ -108,4 +108,23 @@ class SplitLayer(OverlayLayer):
             painter.setOpacity(1.0)
             painter.setPen(pen)
             painter.drawLine(QLineF(sx, 0, sx, h))
+            self._paint_captions(painter, sx)
         self.last_paint = {"mode": "image", "drawn": len(drawn), **drawn}
+
+    def _paint_captions(self, painter: QPainter, sx: float) -> None:
+        """"before CRF" / "after CRF" on either side of the line's top, at a fixed screen size."""
+        top = painter.worldTransform().map(QPointF(sx, 0))
+        painter.save()
+        painter.resetTransform()
+        font = painter.font()
+        font.setPointSizeF(9)
+        painter.setFont(font)
+        metrics = painter.fontMetrics()
+        y = max(top.y(), 0.0) + 4
+        for text, left in (("◀ before CRF", True), ("after CRF ▶", False)):
+            w, h = metrics.horizontalAdvance(text) + 8, metrics.height() + 2
+            box = QRectF(top.x() - w - 3 if left else top.x() + 3, y, w, h)
+            painter.fillRect(box, QColor(0, 0, 0, 150))
+            painter.setPen(QColor(self._color))
+            painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
+        painter.restore()

@@ -149,9 +149,10 @@ class YoloLayers:
             else:
                 layer = BoxLayer(spec.name, spec.colors[0], z, spec.width, spec.dashed, spec.alpha)
             self.items[spec.name] = layer
-            self.set_visible(spec.name, spec.visible)
         # the dropped GT centres: a second dot layer, toggled with 'gt_centres'
         self.items["dropped_centres"] = PointLayer("dropped_centres", "#ff00ff", Z_OVERLAYS + len(YOLO_LAYERS), 9)
+        for spec in YOLO_LAYERS:
+            self.set_visible(spec.name, spec.visible)
         self.arrays: dict[str, np.ndarray] | None = None
         self.meta: dict = {}
         self.filters = YoloFilters()

@@ -40,7 +40,8 @@ def _keys(qtbot, slider: QSlider, key: Qt.Key, n: int = 1) -> None:
 
 
 def _ydata(item: object) -> np.ndarray:
-    return np.asarray(item.getData()[1], dtype=np.float64)
+    """The curve's full data (``getData`` would be the part clipped to the view)."""
+    return np.asarray(item.yData, dtype=np.float64)
 
 
 def test_alpha_slider_changes_focal_curves_and_matches_engine(window: MainWindow, qtbot) -> None:
@@ -54,7 +55,7 @@ def test_alpha_slider_changes_focal_curves_and_matches_engine(window: MainWindow
     assert alpha is not None and alpha != alpha0
     assert alpha == pytest.approx((alpha0 or 0) + 0.05)
     for g, item in panel.focal_curves.items():
-        x, y = item.getData()
+        x, y = item.xData, item.yData
         np.testing.assert_array_equal(x, P_T)
         np.testing.assert_allclose(y, curves.focal_curve(P_T, g, alpha), rtol=1e-12)
         assert not np.allclose(y, before[g])
