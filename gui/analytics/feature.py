@@ -1,8 +1,8 @@
 """The Analytics feature: the "Analytics" dock (bottom area, opened from View > Analytics).
 
 ``AnalyticsFeature(session, host, bridge)`` re-runs ``jobs.analytics_job`` on the bridge's ``tasks``
-lane when the dock is shown, a filter (split, class) or k changes (debounced), or annotations change
-while it is visible; a newer request cancels the older one. Clicking an image of the selected points
+lane when the dock is shown (after annotations changed), a filter (split, class) or k changes
+(debounced), or on Refresh; a newer request cancels the older one. Clicking an image of the selected points
 asks the session for it (``request_image``). "Apply to training" writes the suggested Faster R-CNN
 anchors into the project's Train settings through the store (``jobs.apply_anchors``) and tells the
 session (``notify_meta``), so the Train panel re-reads them.
@@ -21,7 +21,8 @@ from gui.widgets.docks import Area, DockHost
 
 TASKS_LANE = "tasks"
 DEBOUNCE_MS = 250
-DOCK_HEIGHT = 520
+DOCK_HEIGHT = 560
+DOCK_WIDTH_SHARE = 0.7  # of the window, beside Plots
 
 
 class AnalyticsFeature(QObject):
@@ -40,6 +41,7 @@ class AnalyticsFeature(QObject):
         self._timer.setInterval(DEBOUNCE_MS)
         self._timer.timeout.connect(self.refresh)
         self.panel.refresh_requested.connect(self._timer.start)
+        self.panel.refresh_button.clicked.connect(self.refresh)
         self.panel.image_activated.connect(self._on_image_activated)
         self.panel.apply_requested.connect(self.apply_to_training)
         session.project_opened.connect(self._on_project_opened)
@@ -67,9 +69,11 @@ class AnalyticsFeature(QObject):
         self.panel.clear("open a project")
 
     def _on_annotations_changed(self, *_args: object) -> None:
-        self.stale = True
-        if self.dock.isVisible():
-            self._timer.start()
+        """Not re-run at once (showing an image announces its counts too, and a re-run would drop the
+        selection): the panel offers Refresh, and a hidden dock re-runs when it is shown again."""
+        if self.panel.result is not None and not self.stale:
+            self.stale = True
+            self.panel.set_stale(True)
 
     def _on_visibility(self, visible: bool) -> None:
         if visible and not self._sized:
@@ -79,7 +83,13 @@ class AnalyticsFeature(QObject):
             self.refresh()
 
     def _size_dock(self) -> None:
+        """The first time it opens: tall and wide enough for the charts; the docks beside it give up width."""
+        width = self.host.widget.width()
         self.host.resize_dock(self.dock, DOCK_HEIGHT, Qt.Orientation.Vertical)
+        self.host.resize_dock(self.dock, int(width * DOCK_WIDTH_SHARE), Qt.Orientation.Horizontal)
+        beside = [d for d in self.host.docks(Area.BottomDockWidgetArea) if d is not self.dock and d.isVisible()]
+        for d in beside:
+            self.host.resize_dock(d, int(width * (1 - DOCK_WIDTH_SHARE) / len(beside)), Qt.Orientation.Horizontal)
 
     # -- analysis ---------------------------------------------------------------------------------
     def _cancel(self) -> None:

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QGridLayout,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QListWidget,
     QListWidgetItem,
@@ -31,7 +32,8 @@ from engine.project.store import SPLITS
 from gui.analytics.plots import PIXEL_TICKS, RATIO_TICKS, BarChart, ScatterView, log_ticks, plot_widget
 
 DEFAULT_K = 9
-ANCHOR_ROWS = ("current anchors", "k-means anchors", "suggested Faster R-CNN")
+ANCHOR_ROWS = ("current", "k-means", "Faster R-CNN fit")
+SIDE_WIDTH = 300
 
 
 def _item(text: str, right: bool = False) -> QTableWidgetItem:
@@ -65,10 +67,12 @@ class AnalyticsPanel(QWidget):
         self.k.setValue(DEFAULT_K)
         self.k.setPrefix("k = ")
         self.k.setToolTip("number of anchors for k-means on box sizes (distance 1 - IoU, YOLOv2)")
+        self.refresh_button = QPushButton("Refresh", self)
+        self.refresh_button.setToolTip("analyse the project again (after annotation edits)")
         self.status = QLabel("open a project", self)
         self.status.setWordWrap(True)
         top = QHBoxLayout()
-        for w in (QLabel("Split:"), self.split, QLabel("Class:"), self.category, self.k):
+        for w in (QLabel("Split:"), self.split, QLabel("Class:"), self.category, self.k, self.refresh_button):
             top.addWidget(w)
         top.addWidget(self.status, 1)
 
@@ -80,7 +84,7 @@ class AnalyticsPanel(QWidget):
         grid = QGridLayout(charts)
         grid.setContentsMargins(0, 0, 0, 0)
         for i, c in enumerate((self.class_chart, self.per_image_chart, self.size_chart, self.aspect_chart)):
-            grid.addWidget(c.widget, i // 2, i % 2)
+            grid.addWidget(c.widget, 0, i)
 
         self.scatter = ScatterView()
         self.lines_label = QLabel("", self)
@@ -90,23 +94,31 @@ class AnalyticsPanel(QWidget):
         self.images.setToolTip("images of the selected points; click one to open it")
         self.selection_label = QLabel("drag a rubber band on the scatter (or click a point) to list its images")
         self.selection_label.setWordWrap(True)
-        self.anchor_table = QTableWidget(len(ANCHOR_ROWS), 3, self)
-        self.anchor_table.setHorizontalHeaderLabels(["anchors", "mean best IoU", "recall@0.5"])
+        self.anchor_table = QTableWidget(len(ANCHOR_ROWS), 2, self)
+        self.anchor_table.setHorizontalHeaderLabels(["mean best IoU", "recall@0.5"])
+        self.anchor_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.anchor_table.setVerticalHeaderLabels(list(ANCHOR_ROWS))
         self.anchor_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.anchor_table.horizontalHeader().setStretchLastSection(True)
-        self.anchor_table.setMaximumHeight(130)
+        self.anchor_table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.anchor_table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.anchor_table.verticalHeader().setDefaultSectionSize(22)
+        self.anchor_table.setFixedHeight(self.anchor_table.horizontalHeader().sizeHint().height()
+                                         + 22 * len(ANCHOR_ROWS) + 4)
+        self.anchor_table.setToolTip("current: the Train settings' anchors (the tiny detector's default when "
+                                     "none are set); k-means: the k suggested shapes; Faster R-CNN fit: the "
+                                     "sizes per level and ratios that approximate them (what Apply writes)")
         self.anchor_label = QLabel("", self)
         self.anchor_label.setWordWrap(True)
+        self.anchor_label.setTextFormat(Qt.TextFormat.RichText)
         self.apply_button = QPushButton("Apply to training", self)
         self.apply_button.setToolTip("write the suggested Faster R-CNN anchor sizes and ratios into this project's "
                                      "Train settings (tiny backbone)")
         self.apply_button.setEnabled(False)
 
         side = QWidget(self)
+        side.setMinimumWidth(SIDE_WIDTH)
         sl = QVBoxLayout(side)
         sl.setContentsMargins(0, 0, 0, 0)
-        sl.addWidget(self.lines_label)
         sl.addWidget(self.selection_label)
         sl.addWidget(self.images, 1)
         sl.addWidget(self.anchor_table)
@@ -120,8 +132,9 @@ class AnalyticsPanel(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addLayout(top)
+        lay.addWidget(self.lines_label)
         lay.addWidget(charts, 2)
-        lay.addWidget(lower, 3)
+        lay.addWidget(lower, 5)
 
         self.split.currentIndexChanged.connect(self.refresh_requested)
         self.category.currentIndexChanged.connect(self.refresh_requested)
@@ -161,7 +174,14 @@ class AnalyticsPanel(QWidget):
         self.apply_button.setEnabled(False)
         self._fill_anchor_table(None)
 
+    def set_stale(self, stale: bool) -> None:
+        """Annotations changed since the numbers were computed: say so on the Refresh button."""
+        self.refresh_button.setText("Refresh *" if stale else "Refresh")
+        self.refresh_button.setToolTip("annotations changed since this analysis: analyse again" if stale else
+                                       "analyse the project again (after annotation edits)")
+
     def set_result(self, r: dict, image_names: dict[int, str]) -> None:
+        self.set_stale(False)
         self.result, self.image_names = r, image_names
         self.status.setText(f"{r['objects']} objects in {r['labeled_images']} labelled of {r['images']} images; "
                             f"{r['objects_per_image']['mean']:.2f} per image (max {r['objects_per_image']['max']})")
@@ -196,9 +216,12 @@ class AnalyticsPanel(QWidget):
         if km:
             fr = km["faster_rcnn"]
             sizes = "; ".join(", ".join(map(str, lv)) for lv in fr["anchor_sizes"])
-            self.anchor_label.setText(f"suggested sizes {sizes}"
-                                      f" · ratios {', '.join(f'{v:g}' for v in fr['aspect_ratios'])} "
-                                      f"({r['anchor_frame']})")
+            cur = r["current_anchors"]
+            self.anchor_label.setText(
+                f"current: {len(cur['anchor_sizes'])} levels × {len(cur['anchor_sizes'][0])} sizes, ratios "
+                f"{', '.join(f'{v:g}' for v in cur['aspect_ratios'])}<br>"
+                f"<b>suggested</b> sizes {sizes} · ratios {', '.join(f'{v:g}' for v in fr['aspect_ratios'])}")
+            self.anchor_label.setToolTip(f"sizes and IoUs in the {r['anchor_frame']}")
         else:
             self.anchor_label.setText(f"<span style='color:#e15759'>{r.get('anchor_error', 'no anchors')}</span>")
         self.apply_button.setEnabled(bool(km))
@@ -206,19 +229,14 @@ class AnalyticsPanel(QWidget):
     def _fill_anchor_table(self, r: dict | None) -> None:
         km = r.get("kmeans_anchors") if r else None
         cur = r.get("current_anchors") if r else None
-        rows = [
-            (f"{len(cur['anchor_sizes'])} levels × {len(cur['anchor_sizes'][0])} sizes × "
-             f"{len(cur['aspect_ratios'])} ratios", cur["mean_best_iou"], cur["recall_at_0_5"]) if cur else None,
-            (f"k = {km['k']}", km["mean_best_iou"], km["recall_at_0_5"]) if km else None,
-            ("sizes / ratios below", km["faster_rcnn"]["mean_best_iou"], km["faster_rcnn"]["recall_at_0_5"])
-            if km else None,
-        ]
-        for i, row in enumerate(rows):
-            text, iou, rec = row if row else ("–", None, None)
-            self.anchor_table.setItem(i, 0, _item(text))
-            self.anchor_table.setItem(i, 1, _item(_pct(iou), True))
-            self.anchor_table.setItem(i, 2, _item(_pct(rec), True))
-        self.anchor_table.resizeColumnsToContents()
+        rows = [(cur["mean_best_iou"], cur["recall_at_0_5"]) if cur else (None, None),
+                (km["mean_best_iou"], km["recall_at_0_5"]) if km else (None, None),
+                (km["faster_rcnn"]["mean_best_iou"], km["faster_rcnn"]["recall_at_0_5"]) if km else (None, None)]
+        labels = [ANCHOR_ROWS[0], f"k-means (k = {km['k']})" if km else ANCHOR_ROWS[1], ANCHOR_ROWS[2]]
+        self.anchor_table.setVerticalHeaderLabels(labels)
+        for i, (iou, rec) in enumerate(rows):
+            self.anchor_table.setItem(i, 0, _item(_pct(iou), True))
+            self.anchor_table.setItem(i, 1, _item(_pct(rec), True))
 
     # -- selection ------------------------------------------------------------------------------
     def _on_selection(self, indices: np.ndarray) -> None:

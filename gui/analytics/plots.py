@@ -34,7 +34,7 @@ def class_color(index: int) -> QColor:
     return QColor(PALETTE[index % len(PALETTE)])
 
 
-def plot_widget(title: str, height: int = 150) -> pg.PlotWidget:
+def plot_widget(title: str, height: int = 130) -> pg.PlotWidget:
     w = pg.PlotWidget(title=f"<span style='font-size:9pt'>{title}</span>")
     w.setMinimumHeight(height)
     w.setMenuEnabled(False)

@@ -96,6 +96,11 @@ class AssistFeature(QObject):
         host = self.host
         menu = host.menu("&Assist")
         menu.addAction(self.dock.toggleViewAction())
+        # the keys work on the canvas (ReviewKeys), not as window shortcuts: "\t" only shows them in the menu
+        host.action("&Accept suggestion\tEnter", self.accept_current, menu=menu)
+        host.action("Accept all &above the threshold\tShift+Enter", self.accept_above, menu=menu)
+        host.action("&Reject suggestion\tDel", self.reject_current, menu=menu)
+        menu.addSeparator()
         host.action("&Pre-label images…", self.show_prelabel_dialog, menu=menu)
         host.action("Sort by &uncertainty", self.rank, menu=menu)
         host.action("&Unload assistant", self.unload, menu=menu)
@@ -432,6 +437,7 @@ class AssistFeature(QObject):
             self.accept_ids([s.id])
 
     def accept_ids(self, ids: list[int]) -> None:
+        import traceback; traceback.print_stack(limit=6)
         sugs = [s for s in self.pending if s.id in set(ids)]
         if sugs:
             self._execute(review.accept(s.id for s in sugs if s.id is not None),

@@ -37,7 +37,7 @@ RESPONSIBLE_COLOR = "#ffe600"
 YOLO_LAYERS: tuple[LayerSpec, ...] = (
     LayerSpec("class_map", "class-probability map", ("#1f77b4",), visible=True),
     LayerSpec("responsible", "responsible cells (GT centre)", (RESPONSIBLE_COLOR,), visible=True),
-    LayerSpec("grid", "grid (S×S cells)", ("#d0d0d0",), visible=True, alpha=120),
+    LayerSpec("grid", "grid (S×S cells)", ("#ffffff",), visible=True, alpha=170),
     LayerSpec("predictors", "B boxes per cell (opacity = conf)", PREDICTOR_COLORS[:2], ("b0", "b1")),
     LayerSpec("responsible_boxes", "responsible predictors' boxes", (RESPONSIBLE_COLOR,), width=2),
     LayerSpec("detections_pre_nms", "detections before NMS", ("#ff80ff",), dashed=True, alpha=150),

@@ -144,8 +144,8 @@ class YoloPanel(QWidget):
                              f"{n_obj} object cells, {n_drop} GT dropped (cell shared)")
         self.details.setText("hover a cell to read its vector; click to pin it here")
         what = f"step {meta['step']}" if meta.get("step") is not None else meta.get("notice", "")
-        return (f"image {meta.get('image_id', '?')}: YOLOv1 {S}×{S}×{B}, {len(a['detections_pre_nms'])} pairs before "
-                f"NMS, {len(self.layers.shown['detections'])} detections {'(live) ' if meta.get('live') else ''}{what}")
+        return (f"image {meta.get('image_id', '?')}: YOLOv1 grid {S}×{S}, B={B}, "
+                f"{len(a['detections_pre_nms'])} captured pairs {'(live) ' if meta.get('live') else ''}{what}")
 
     def clear(self) -> None:
         self.layers.clear()
@@ -175,7 +175,7 @@ class YoloPanel(QWidget):
     def _update_counts(self) -> None:
         counts = self.layers.counts()
         for name, lab in self.count_labels.items():
-            lab.setText(str(counts.get(name, 0)) if self.active() else "")
+            lab.setText(str(counts.get(name, 0)) if self.active() and name != "hover_cell" else "")
 
     # -- canvas interaction ----------------------------------------------------------------------
     def hover_text(self, x: float, y: float) -> str:

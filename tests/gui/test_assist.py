@@ -3,10 +3,12 @@ real keys and clicks accept, reject and undo; pre-labelling respects manual labe
 
 from __future__ import annotations
 
+import itertools
 import math
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtTest import QTest
@@ -78,17 +80,16 @@ def _unlabeled_image_with_suggestions(qtbot, w: MainWindow, a: AssistFeature) ->
     return target
 
 
-def _off_chips(w: MainWindow, a: AssistFeature, n: int) -> list[tuple[float, float]]:
-    """``n`` image points spanning a triangle whose clicks land on no score chip (a chip click accepts)."""
+def _off_chips(w: MainWindow, a: AssistFeature) -> list[tuple[float, float]]:
+    """Three image points spanning a triangle whose clicks land on no score chip (a chip click accepts)."""
     iw, ih = w.canvas.image_size()
     t = w.canvas.viewportTransform()
-    out = []
-    for fx, fy in ((0.3, 0.3), (0.7, 0.3), (0.7, 0.7), (0.3, 0.7), (0.5, 0.9), (0.9, 0.5), (0.1, 0.5)):
-        x, y = fx * iw, fy * ih
-        if a.layer.chip_at(t.map(QPointF(x, y)), t) is None:
-            out.append((x, y))
-    assert len(out) >= n
-    return out[:n]
+    free = [(fx * iw, fy * ih) for fy in np.linspace(0.05, 0.95, 12) for fx in np.linspace(0.05, 0.95, 12)
+            if a.layer.chip_at(t.map(QPointF(fx * iw, fy * ih)), t) is None]
+    for p, q, r in itertools.combinations(free, 3):
+        if abs((q[0] - p[0]) * (r[1] - p[1]) - (r[0] - p[0]) * (q[1] - p[1])) > 0.1 * iw * ih:
+            return [p, q, r]
+    raise AssertionError("no room for a polygon between the chips")
 
 
 def test_suggestions_appear_enter_accepts_ctrl_z_undoes(qtbot, win, trained) -> None:
@@ -164,10 +165,15 @@ def test_reject_is_undoable_and_keys_do_not_clash(qtbot, win, trained) -> None:
 
     # while a polygon is being drawn, Enter closes the polygon (not an accept)
     key(win.canvas, Qt.Key.Key_P)
-    for x, y in _off_chips(win, a, 3):
+    for x, y in _off_chips(win, a):
+        t = win.canvas.viewportTransform()
+        print("DEBUGc", x, y, t.map(QPointF(x, y)), t, a.layer.chip_at(t.map(QPointF(x, y)), t), len(a.pending), len(store.annotations(image_id)), win.labeling.tool.points)
         click(win.canvas, x, y)
+        print("DEBUGd", len(a.pending), len(store.annotations(image_id)), win.labeling.tool.points)
     before = len(store.suggestions(image_id))
+    print("DEBUG", win.labeling.tool.name, getattr(win.labeling.tool, "points", None), _off_chips(win, a), win.canvas.image_size())
     key(win.canvas, Qt.Key.Key_Return)
+    print("DEBUG2", win.labeling.tool.name, getattr(win.labeling.tool, "points", None), [x.geometry.kind for x in store.annotations(image_id)])
     assert any(x.geometry.kind == "polygon" for x in store.annotations(image_id))
     assert len(store.suggestions(image_id)) == before
     key(win.canvas, Qt.Key.Key_Escape)
