@@ -39,6 +39,7 @@ from engine.jobs import CancelToken  # noqa: E402
 from engine.project.store import Store  # noqa: E402
 from engine.train.job import train_job  # noqa: E402
 from gui.canvas.testing import drag, key  # noqa: E402
+from gui.main_window import MainWindow  # noqa: E402
 
 K, P, B, M = 0.28, 1.1, 0.1, 1.35
 SECONDS = {"key": K, "press": P + B, "drag": P, "release": B, "decide": M}
@@ -101,8 +102,6 @@ class Driver:
 def label(app: QApplication, root: Path, gt: dict, cats: list[int], run_id: int | None,
           min_score: float) -> tuple[Counter, int, float]:
     """Label every held-out image; returns (events, objects labeled right, seconds waiting for suggestions)."""
-    from gui.main_window import MainWindow
-
     w = MainWindow(root)
     w.resize(1280, 900)
     w.show()
@@ -111,6 +110,7 @@ def label(app: QApplication, root: Path, gt: dict, cats: list[int], run_id: int 
     waited = 0.0
     a = w.assist
     if run_id is not None:
+        a.show()
         a.panel.min_score.setValue(min_score)
         a.set_run(run_id)
     for image_id, objects in gt.items():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox
 
@@ -172,6 +173,9 @@ class MainWindow(QMainWindow):
         else:  # first start: most of the screen, the canvas gets what the docks leave
             screen = self.screen().availableGeometry()
             self.resize(max(1024, int(screen.width() * 0.9)), max(700, int(screen.height() * 0.9)))
+            right = self.host.docks(Qt.DockWidgetArea.RightDockWidgetArea)
+            if right:  # the right-hand tab group: a panel's width, not half the window
+                self.resizeDocks(right, [380] * len(right), Qt.Orientation.Horizontal)
         if state is not None:
             self.restoreState(state)
 

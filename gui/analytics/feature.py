@@ -1,7 +1,7 @@
 """The Analytics feature: the "Analytics" dock (bottom area, opened from View > Analytics).
 
 ``AnalyticsFeature(session, host, bridge)`` re-runs ``jobs.analytics_job`` on the bridge's ``tasks``
-lane when the dock is shown (after annotations changed), a filter (split, class) or k changes
+lane when the dock is shown (after edits), a filter (split, class) or k changes
 (debounced), or on Refresh; a newer request cancels the older one. Clicking an image of the selected points
 asks the session for it (``request_image``). "Apply to training" writes the suggested Faster R-CNN
 anchors into the project's Train settings through the store (``jobs.apply_anchors``) and tells the
@@ -46,8 +46,9 @@ class AnalyticsFeature(QObject):
         self.panel.apply_requested.connect(self.apply_to_training)
         session.project_opened.connect(self._on_project_opened)
         session.project_closed.connect(self._on_project_closed)
-        session.annotations_changed.connect(self._on_annotations_changed)
-        session.store_changed.connect(self._on_annotations_changed)
+        session.store_changed.connect(self._on_edited)  # an import
+        if session.undo_stack is not None:  # an edit, undo or redo (showing an image is none)
+            session.undo_stack.indexChanged.connect(self._on_edited)
         if session.store is not None:
             self._on_project_opened(session.store)
 
@@ -68,9 +69,9 @@ class AnalyticsFeature(QObject):
         self._cancel()
         self.panel.clear("open a project")
 
-    def _on_annotations_changed(self, *_args: object) -> None:
-        """Not re-run at once (showing an image announces its counts too, and a re-run would drop the
-        selection): the panel offers Refresh, and a hidden dock re-runs when it is shown again."""
+    def _on_edited(self, *_args: object) -> None:
+        """Not re-run at once (a re-run would drop the selection after every edit): the panel marks its
+        Refresh button, and a hidden dock re-runs when it is shown again."""
         if self.panel.result is not None and not self.stale:
             self.stale = True
             self.panel.set_stale(True)

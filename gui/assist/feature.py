@@ -1,20 +1,22 @@
 """The Assist feature: a trained run proposes shapes (or tags) for the image on screen; the labeler accepts,
 edits or rejects them (issue 19).
 
-``AssistFeature(session, canvas, host, bridge)`` adds the "Assist" dock (right tab group), one overlay layer
-(``SuggestionLayer``: dashed boxes/masks with score chips) and the review keys (``ReviewKeys``: Enter,
-Shift+Enter, Del/Backspace, a click on a chip). Picking a run makes its checkpoint the assistant
-(``engine.assist.suggest.Assistant``, LRU cache of ``CACHE_SIZE`` predictions); when an image opens, its
-stored pending suggestions show at once and ``suggest_job`` (lane ``assist``, never the GUI thread) adds the
-model's, then ``prefetch_job`` predicts the next ``PREFETCH`` images (in the uncertainty order when one is
-shown, else the project's). Unload drops the model and the cache (queued on the lane, so the GUI never waits).
+``AssistFeature(session, canvas, host, bridge)`` adds the "Assist" dock (bottom, opened from the Assist
+menu), one overlay layer (``SuggestionLayer``: dashed boxes/masks with score chips) and the review keys
+(``ReviewKeys``: Enter, Shift+Enter, Del/Backspace, a click on a chip). Picking a run makes its checkpoint
+the assistant (``engine.assist.suggest.Assistant``, LRU cache of ``CACHE_SIZE`` predictions); when an image
+opens, its stored pending suggestions show at once and ``suggest_job`` (lane ``assist``, never the GUI
+thread) adds the model's, then ``prefetch_job`` predicts the next ``PREFETCH`` images (in the uncertainty
+order when one is shown, else the project's). Unload drops the model and the cache (queued on the lane, so
+the GUI never waits). Suggestions are computed and shown, and the keys review them, while the dock is open.
 
 Every review action is ONE ``ReviewSuggestions`` command on the session's shared undo stack (the labeling
-history): accepted shapes become normal annotations with provenance ``model:<run>`` and the score. Edit then
-accept: "Accept as" accepts with another category; any later edit of an accepted shape (move, resize,
-relabel) is counted as edited by the store (``edited_at``), so the per-run counts show it. Pre-label… runs
-``prelabel_job`` over a split / the unlabeled images / all (manual labels skipped unless replacing them is
-ticked) with a progress bar; Sort by uncertainty ranks the unlabeled images in the dock (click to open).
+history): accepted shapes become normal annotations with provenance ``model:<run>`` and the score. Edit
+then accept: "Accept as" accepts with another category; any later edit of an accepted shape (move, resize,
+relabel) is counted as edited by the store (``edited_at``), so the per-run counts show it. Pre-label…
+runs ``prelabel_job`` over a split / the unlabeled images / all (manual labels skipped unless replacing
+them is ticked) with a progress bar; Sort by uncertainty ranks the unlabeled images in the dock (click one
+to open it).
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ LANE = "assist"  # suggestions, prefetch, ranking, unload: one at a time, off th
 CACHE_SIZE = 16  # predictions kept by the assistant (the engine bounds it; unload empties it)
 PREFETCH = 3  # images predicted ahead
 DEVICE = "auto"
+DOCK_HEIGHT = 230
+DOCK_WIDTH_SHARE = 0.65  # of the window, beside Plots
 
 
 class AssistFeature(QObject):
@@ -56,11 +60,14 @@ class AssistFeature(QObject):
         super().__init__(session)
         self.session, self.canvas, self.host, self.bridge = session, canvas, host, bridge
         self.panel = AssistPanel(host.widget)
-        first = next(iter(host.docks(Area.RightDockWidgetArea)), None)
-        self.dock = host.add_dock(TITLE, scrolled(self.panel))
-        if first is not None:
-            first.raise_()
+        # bottom area beside Plots, hidden until Assist > Assist dock (or View) opens it: the right-hand tab group
+        # is full (its tab bar sets the width the canvas loses), a wide and short panel fits below the canvas,
+        # and hidden and untabbed it changes neither the window's minimum size nor its tab bars (as Evaluation)
+        self.dock = host.add_dock(TITLE, scrolled(self.panel), Area.BottomDockWidgetArea, tab=False)
+        self.dock.hide()
+        self._sized = False
         self.layer = SuggestionLayer()
+        self.layer.setVisible(False)  # while the dock is closed
         canvas.scene().addItem(self.layer)
         self.keys = ReviewKeys(canvas, self)
         self._own_stack = QUndoStack(self)  # used only when no feature shares a stack through the session
@@ -95,6 +102,9 @@ class AssistFeature(QObject):
     def _build_menu(self) -> None:
         host = self.host
         menu = host.menu("&Assist")
+        self.dock.toggleViewAction().setText("Assist &dock")
+        self.dock.toggleViewAction().triggered.connect(self._on_dock_toggled)
+        self.dock.toggleViewAction().toggled.connect(self._on_dock_shown)
         menu.addAction(self.dock.toggleViewAction())
         # the keys work on the canvas (ReviewKeys), not as window shortcuts: "\t" only shows them in the menu
         host.action("&Accept suggestion\tEnter", self.accept_current, menu=menu)
@@ -120,6 +130,33 @@ class AssistFeature(QObject):
         p.cancel_button.clicked.connect(self._on_cancel_batch)
         p.rank_button.clicked.connect(self.rank)
         p.ranked.itemClicked.connect(self._on_ranked_clicked)
+
+    def show(self) -> None:
+        """Open the Assist dock."""
+        self.dock.show()
+        self.dock.raise_()
+        self._on_dock_toggled(True)
+
+    def _on_dock_shown(self, shown: bool) -> None:
+        """Suggestions show (and the review keys work) while the Assist dock is open."""
+        self.layer.setVisible(shown)
+        if shown:
+            self.refresh()
+            self.request_suggestions()
+
+    def _on_dock_toggled(self, checked: bool) -> None:
+        """The first time the user opens it: most of the bottom width (Plots keeps the rest)."""
+        if checked and not self._sized:
+            self._sized = True
+            QTimer.singleShot(0, self._size_dock)  # once laid out (resizing a hidden dock does nothing)
+
+    def _size_dock(self) -> None:
+        width = self.host.widget.width()
+        self.host.resize_dock(self.dock, DOCK_HEIGHT, Qt.Orientation.Vertical)
+        self.host.resize_dock(self.dock, int(width * DOCK_WIDTH_SHARE), Qt.Orientation.Horizontal)
+        beside = [d for d in self.host.docks(Area.BottomDockWidgetArea) if d is not self.dock and d.isVisible()]
+        for d in beside:
+            self.host.resize_dock(d, int(width * (1 - DOCK_WIDTH_SHARE) / len(beside)), Qt.Orientation.Horizontal)
 
     @property
     def stack(self) -> QUndoStack:
@@ -276,8 +313,8 @@ class AssistFeature(QObject):
     def request_suggestions(self) -> JobHandle | None:
         """Compute (or read from the cache) the current image's suggestions on the engine lane."""
         store, image_id, a = self.session.store, self.session.image_id, self.assistant
-        if store is None or image_id is None or a is None:
-            return None
+        if store is None or image_id is None or a is None or not self.layer.isVisible():
+            return None  # nothing to do, or the dock is closed (no model call for nobody)
         self._show_state(f"Computing suggestions with run {self.run_id}…")
         cfg = {"project": str(store.root), "assistant": a, "image_id": int(image_id),
                "threshold": float(self.panel.min_score.value())}
@@ -315,8 +352,6 @@ class AssistFeature(QObject):
                 self.provenance = str(result["provenance"])
                 self.refresh()
                 self.refresh_stats()
-                self._show_state(f"Run {self.run_id}: {len(self.pending)} suggestion"
-                                 f"{'s' if len(self.pending) != 1 else ''} on this image")
                 self._prefetch(image_id)
         elif name == "rank":
             self._show_ranked([(int(i), float(u)) for i, u in result["order"]])
@@ -354,6 +389,9 @@ class AssistFeature(QObject):
             self.current = ids[0] if ids else None
         self.layer.set_suggestions(shown, self._colors, self._names, self.current)
         self._fill_list()
+        if self.assistant is not None and "suggest" not in self.jobs:
+            n = len(shown)
+            self._show_state(f"Run {self.run_id}: {n} suggestion{'s' if n != 1 else ''} on this image")
         self.suggestions_shown.emit(image_id)
 
     def _label(self, s: Suggestion) -> str:
@@ -418,7 +456,7 @@ class AssistFeature(QObject):
 
     # -- review (ReviewTarget for the keys) ------------------------------------------------------------------
     def has_current(self) -> bool:
-        return self.current is not None and self.session.image_id is not None
+        return self.current is not None and self.session.image_id is not None and self.layer.isVisible()
 
     def _suggestion(self, suggestion_id: int | None) -> Suggestion | None:
         return next((s for s in self.pending if s.id == suggestion_id), None)
@@ -437,7 +475,6 @@ class AssistFeature(QObject):
             self.accept_ids([s.id])
 
     def accept_ids(self, ids: list[int]) -> None:
-        import traceback; traceback.print_stack(limit=6)
         sugs = [s for s in self.pending if s.id in set(ids)]
         if sugs:
             self._execute(review.accept(s.id for s in sugs if s.id is not None),

@@ -82,7 +82,6 @@ class ReviewKeys(QObject):
         sid = self.target.layer.chip_at(event.position(), self.canvas.viewportTransform())
         if sid is None:
             return False
-        print("DEBUGp", event.position(), sid, [ (e.id, self.target.layer._chip(e, self.canvas.viewportTransform())) for e in self.target.layer.entries if e.id == sid], self.canvas.viewportTransform())
         self._swallow_release = True
         self.target.accept_ids([sid])
         return True

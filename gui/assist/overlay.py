@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRect, QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPainterPath, QPen, QRegion, QTransform
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPainterPath, QPen, QTransform
 from PySide6.QtWidgets import QStyleOptionGraphicsItem, QWidget
 
 from engine.project.shapes import Mask
@@ -39,7 +39,8 @@ class _Entry:
 
 
 def mask_outline(x0: int, y0: int, crop: np.ndarray) -> QPainterPath:
-    """The outline of a crop's set pixels as a path in image pixels (one rect per row run, merged)."""
+    """The outline of a crop's set pixels as a path in image pixels: its row runs, runs repeated on the next
+    rows merged into one rectangle, united (``simplified``)."""
     c = np.asarray(crop, bool)
     h, w = c.shape
     padded = np.zeros((h, w + 2), np.int8)
@@ -47,10 +48,20 @@ def mask_outline(x0: int, y0: int, crop: np.ndarray) -> QPainterPath:
     d = np.diff(padded, axis=1)
     rows, starts = np.nonzero(d == 1)
     _, ends = np.nonzero(d == -1)  # row-major order: the i-th end closes the i-th start
-    region = QRegion()
-    region.setRects([QRect(int(x0 + s), int(y0 + r), int(e - s), 1) for r, s, e in zip(rows, starts, ends)])
+    open_: dict[tuple[int, int], list[int]] = {}  # (start, end) -> [first row, last row]
+    rects: list[tuple[int, int, int, int]] = []
+    for r, s, e in zip(rows.tolist(), starts.tolist(), ends.tolist()):
+        span = open_.get((s, e))
+        if span is not None and span[1] == r - 1:
+            span[1] = r
+            continue
+        if span is not None:
+            rects.append((s, span[0], e, span[1]))
+        open_[(s, e)] = [r, r]
+    rects.extend((s, r0, e, r1) for (s, e), (r0, r1) in open_.items())
     path = QPainterPath()
-    path.addRegion(region)
+    for s, r0, e, r1 in rects:
+        path.addRect(QRectF(x0 + s, y0 + r0, e - s, r1 - r0 + 1))
     return path.simplified()
 
 

@@ -28,7 +28,7 @@ class ExplorerFeature(QObject):
         self.session = session
         self.panel = LossExplorerDock(host.widget)
         first = next(iter(host.docks(Area.RightDockWidgetArea)), None)
-        self.dock = host.add_dock(TITLE, scrolled(self.panel))
+        self.dock = host.add_dock(TITLE, scrolled(self.panel), hidden=True)
         if first is not None:
             first.raise_()
         self.dock.visibilityChanged.connect(self._on_visibility)

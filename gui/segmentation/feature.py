@@ -27,7 +27,7 @@ class SegmentationFeature(QObject):
         self.panel = SegmentationDock(session, bridge, host.widget)
         self.panel.connect_canvas(canvas)
         first = next(iter(host.docks(Area.RightDockWidgetArea)), None)
-        self.dock = host.add_dock(TITLE, scrolled(self.panel))
+        self.dock = host.add_dock(TITLE, scrolled(self.panel), hidden=True)
         if first is not None:
             first.raise_()
         self.dock.visibilityChanged.connect(self._on_visibility)

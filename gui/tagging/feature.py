@@ -31,7 +31,7 @@ from gui.bridge import EngineBridge, JobHandle
 from gui.session import Session
 from gui.tagging.commands import AcceptSuggestedTags
 from gui.tagging.jobs import TagScorer, tag_scores_job
-from gui.widgets.docks import Area, DockHost
+from gui.widgets.docks import Area, DockHost, scrolled
 
 ACCEPT_KEY = "Shift+T"
 TASKS_LANE = "tasks"
@@ -101,7 +101,7 @@ class TagSuggestionsFeature(QObject):
         super().__init__(session)
         self.session, self.host, self.bridge = session, host, bridge
         self.panel = TagSuggestionsPanel()
-        self.dock = host.add_dock("Tag suggestions", self.panel, Area.RightDockWidgetArea)
+        self.dock = host.add_dock("Tag suggestions", scrolled(self.panel), Area.RightDockWidgetArea, hidden=True)
         self.accept_action = host.action("Accept suggested &tags", self.accept, (ACCEPT_KEY,), menu="&Edit")
         self.panel.accept_button.clicked.connect(self.accept)
         self.panel.checkpoint.currentIndexChanged.connect(self._on_checkpoint_changed)

@@ -62,8 +62,9 @@ class DockHost:
         return list(self._window.actions())
 
     def add_dock(self, title: str, widget: QWidget, area: Area = Area.RightDockWidgetArea, tab: bool = True,
-                 view_menu: bool = True) -> QDockWidget:
-        """Add a dock; with ``tab`` it joins the tab group already in ``area`` (if any)."""
+                 view_menu: bool = True, hidden: bool = False) -> QDockWidget:
+        """Add a dock; with ``tab`` it joins the tab group already in ``area`` (if any). A ``hidden`` dock
+        starts closed (View menu opens it in its place): the analysis tools keep the canvas wide."""
         dock = QDockWidget(title, self._window)
         dock.setObjectName(f"dock_{title.lower().replace(' ', '_')}")
         dock.setWidget(widget)
@@ -73,6 +74,8 @@ class DockHost:
             self._window.tabifyDockWidget(first, dock)
         if view_menu:
             self.menu("&View").addAction(dock.toggleViewAction())
+        if hidden:
+            dock.hide()
         return dock
 
     def docks(self, area: Area) -> list[QDockWidget]:

@@ -99,7 +99,7 @@ class XrayFeature(QObject):
         self.anchor_design.gt_selected.connect(self._on_gt_selected)
         first = next(iter(host.docks(Area.RightDockWidgetArea)), None)
         self.xray_dock = host.add_dock("X-ray", scrolled(self.xray))  # one tab group on the right: fits 768 px
-        self.anchor_dock = host.add_dock("Anchor design", scrolled(self.anchor_design))
+        self.anchor_dock = host.add_dock("Anchor design", scrolled(self.anchor_design), hidden=True)
         if first is not None:
             first.raise_()
         session.project_opened.connect(self._on_project_opened)

@@ -78,6 +78,10 @@ def test_dock_fills_from_the_demo(qtbot, window, demo_copy):
 
 def test_rubber_band_lists_images_and_a_click_opens_one(qtbot, window):
     feat, panel = _open(qtbot, window)
+    # the offscreen screen is 800 px: float the dock inside it, so no press lands off-screen (Qt clamps those)
+    feat.dock.setFloating(True)
+    feat.dock.setGeometry(0, 0, 780, 700)
+    qtbot.waitUntil(lambda: panel.scatter.width() > 300)
     sc = panel.scatter
     xy = sc.xy
     # a band around the largest boxes (upper right quarter of the cloud)
@@ -88,9 +92,13 @@ def test_rubber_band_lists_images_and_a_click_opens_one(qtbot, window):
     a, b = _vp(sc, cx, cy), _vp(sc, x1, y1)
     _drag(sc.viewport(), a, b)
     qtbot.waitUntil(lambda: panel.images.count() > 0)
-    picked = set(sc.selection.tolist())
-    # what the band holds, give or take the points on its edge (pixel rounding of the corners)
-    assert picked and len(picked ^ set(inside.tolist())) <= 2
+    # exactly the points inside the band the mouse drew (its corners are whole pixels)
+    p0, p1 = (sc.vb.mapSceneToView(sc.mapToScene(p)) for p in (a, b))
+    lo_x, hi_x = sorted((p0.x(), p1.x()))
+    lo_y, hi_y = sorted((p0.y(), p1.y()))
+    band = np.flatnonzero((xy[:, 0] >= lo_x) & (xy[:, 0] <= hi_x) & (xy[:, 1] >= lo_y) & (xy[:, 1] <= hi_y))
+    assert set(sc.selection.tolist()) == set(band.tolist())
+    assert len(set(band.tolist()) ^ set(inside.tolist())) <= 4  # about the quarter aimed at
     ids = {int(i) for i in np.asarray(panel.result["points"]["image_ids"])[sc.selection]}
     listed = [panel.images.item(i).data(Qt.ItemDataRole.UserRole) for i in range(panel.images.count())]
     assert set(listed) == ids
@@ -101,7 +109,7 @@ def test_rubber_band_lists_images_and_a_click_opens_one(qtbot, window):
     qtbot.waitUntil(lambda: window.image_id == target)
     qtbot.wait(400)  # past the re-run debounce: showing an image must not re-run the analysis
     assert feat.handle is None and panel.images.count() == len(listed)
-    assert "*" in panel.refresh_button.text() or not feat.stale
+    assert panel.refresh_button.text() == "Refresh"  # showing an image is no edit
 
 
 def test_k_change_reruns_and_draws_k_anchors(qtbot, window, demo_copy):
@@ -163,3 +171,19 @@ def test_apply_writes_the_train_settings(qtbot, window, demo_copy):
     qtbot.waitUntil(lambda: feat.handle is None and panel.result["current_anchors"]["anchor_sizes"]
                     == suggested["anchor_sizes"], timeout=20000)
     assert panel.result["current_anchors"]["mean_best_iou"] == pytest.approx(suggested["mean_best_iou"])
+
+
+def test_an_edit_marks_the_numbers_stale_and_refresh_reruns(qtbot, window):
+    from gui.canvas.testing import key
+
+    feat, panel = _open(qtbot, window)
+    before = panel.result["objects"]
+    window.canvas.setFocus()
+    key(window.canvas, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+    key(window.canvas, Qt.Key.Key_Delete)
+    assert panel.refresh_button.text() == "Refresh *"
+    QTest.mouseClick(panel.refresh_button, LEFT, NO_MOD, panel.refresh_button.rect().center())
+    qtbot.waitUntil(lambda: feat.handle is None and panel.refresh_button.text() == "Refresh", timeout=20000)
+    with_objects = window.store.annotation_counts().get(window.image_id, 0)
+    assert with_objects == 0
+    assert panel.result["objects"] < before

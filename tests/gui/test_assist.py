@@ -18,7 +18,7 @@ from engine.jobs import CancelToken
 from engine.train.job import train_job
 from gui.assist import feature as assist_feature
 from gui.assist.feature import AssistFeature
-from gui.canvas.testing import click, key
+from gui.canvas.testing import click, key, vp
 from gui.main_window import MainWindow
 
 WAIT_MS = 120_000  # a loaded 2-core machine; never a wall-clock assertion
@@ -45,6 +45,8 @@ def win(qtbot, trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Main
     w = MainWindow(root)
     qtbot.addWidget(w)
     w.resize(1280, 900)
+    for d in w.host.docks(Qt.DockWidgetArea.RightDockWidgetArea):  # the canvas gets the width (chips need room)
+        d.hide()
     w.show()
     qtbot.waitExposed(w)
     w.activateWindow()
@@ -56,6 +58,7 @@ def win(qtbot, trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Main
 def _assist(qtbot, w: MainWindow, run_id: int) -> AssistFeature:
     """Pick the run (suggestions of any score) and wait for the current image's suggestions."""
     a = w.assist
+    a.show()
     a.panel.min_score.setValue(0.0)
     image_id = w.session.image_id
     with qtbot.waitSignal(a.job_done, timeout=WAIT_MS, check_params_cb=lambda name: name == "suggest"):
@@ -84,8 +87,14 @@ def _off_chips(w: MainWindow, a: AssistFeature) -> list[tuple[float, float]]:
     """Three image points spanning a triangle whose clicks land on no score chip (a chip click accepts)."""
     iw, ih = w.canvas.image_size()
     t = w.canvas.viewportTransform()
+
+    def clear(x: float, y: float) -> bool:  # no chip within 3 px of where the click lands
+        p = vp(w.canvas, x, y)
+        near = ((dx, dy) for dx in (-3, 0, 3) for dy in (-3, 0, 3))
+        return all(a.layer.chip_at(QPointF(p.x() + dx, p.y() + dy), t) is None for dx, dy in near)
+
     free = [(fx * iw, fy * ih) for fy in np.linspace(0.05, 0.95, 12) for fx in np.linspace(0.05, 0.95, 12)
-            if a.layer.chip_at(t.map(QPointF(fx * iw, fy * ih)), t) is None]
+            if clear(fx * iw, fy * ih)]
     for p, q, r in itertools.combinations(free, 3):
         if abs((q[0] - p[0]) * (r[1] - p[1]) - (r[0] - p[0]) * (q[1] - p[1])) > 0.1 * iw * ih:
             return [p, q, r]
@@ -163,22 +172,22 @@ def test_reject_is_undoable_and_keys_do_not_clash(qtbot, win, trained) -> None:
     key(win.canvas, Qt.Key.Key_Delete)
     assert ann_id not in {x.id for x in store.annotations(image_id)} and len(a.pending) == n_pending
 
-    # while a polygon is being drawn, Enter closes the polygon (not an accept)
+    # while a polygon is being drawn, Enter closes the polygon (not an accept); the best suggestion stays shown
+    a.panel.min_score.setValue(math.floor(a.pending[0].score * 1000) / 1000)
+    qtbot.waitUntil(lambda: "suggest" not in a.jobs, timeout=WAIT_MS)
+    assert a.has_current()
     key(win.canvas, Qt.Key.Key_P)
     for x, y in _off_chips(win, a):
-        t = win.canvas.viewportTransform()
-        print("DEBUGc", x, y, t.map(QPointF(x, y)), t, a.layer.chip_at(t.map(QPointF(x, y)), t), len(a.pending), len(store.annotations(image_id)), win.labeling.tool.points)
         click(win.canvas, x, y)
-        print("DEBUGd", len(a.pending), len(store.annotations(image_id)), win.labeling.tool.points)
     before = len(store.suggestions(image_id))
-    print("DEBUG", win.labeling.tool.name, getattr(win.labeling.tool, "points", None), _off_chips(win, a), win.canvas.image_size())
     key(win.canvas, Qt.Key.Key_Return)
-    print("DEBUG2", win.labeling.tool.name, getattr(win.labeling.tool, "points", None), [x.geometry.kind for x in store.annotations(image_id)])
     assert any(x.geometry.kind == "polygon" for x in store.annotations(image_id))
     assert len(store.suggestions(image_id)) == before
     key(win.canvas, Qt.Key.Key_Escape)
 
     # Shift+Enter accepts every shown suggestion at or above the slider
+    a.panel.min_score.setValue(0.0)
+    qtbot.waitUntil(lambda: "suggest" not in a.jobs, timeout=WAIT_MS)
     a.panel.threshold.setValue(0)
     n = len(a.pending)
     key(win.canvas, Qt.Key.Key_Return, SHIFT)
@@ -206,10 +215,12 @@ def test_prelabel_skips_images_with_manual_annotations(qtbot, win, trained) -> N
     store = win.session.store
     counts = dict(store.annotation_counts())
     anns_before = {im.id: [x.id for x in store.annotations(im.id)] for im in store.images()}
+    qtbot.waitUntil(lambda: not win.bridge.is_busy(assist_feature.LANE), timeout=WAIT_MS)
+    before = {s.id for s in store.suggestions(state=None)}  # the live ones of the image on screen
     with qtbot.waitSignal(a.job_done, timeout=WAIT_MS, check_params_cb=lambda name: name == "prelabel"):
         a.prelabel("all", 0.0, overwrite=False)
     labeled = set(counts)
-    with_sugs = {s.image_id for s in store.suggestions(provenance=f"model:{trained[1]}")}
+    with_sugs = {s.image_id for s in store.suggestions(provenance=f"model:{trained[1]}") if s.id not in before}
     unlabeled = {im.id for im in store.images()} - labeled
     assert with_sugs and with_sugs <= unlabeled  # suggestions only where nothing was labeled
     assert {im.id: [x.id for x in store.annotations(im.id)] for im in store.images()} == anns_before
@@ -247,8 +258,41 @@ def test_sort_by_uncertainty_lists_unlabeled_images_and_opens_them(qtbot, win, t
     assert a.order is not None and set(a.order) == unlabeled and a.panel.ranked.count() == len(unlabeled)
     item = a.panel.ranked.item(a.panel.ranked.count() - 1)
     rect = a.panel.ranked.visualItemRect(item)
-    a.dock.show()
-    a.dock.raise_()
     qtbot.waitUntil(lambda: a.panel.ranked.isVisible(), timeout=5000)
     qtbot.mouseClick(a.panel.ranked.viewport(), LEFT, pos=rect.center())
     qtbot.waitUntil(lambda: win.session.image_id == a.order[-1], timeout=10_000)
+
+
+def test_the_layer_draws_mask_suggestions_dashed_with_a_chip(qtbot) -> None:
+    from PySide6.QtGui import QImage, QPainter, QTransform
+    from PySide6.QtWidgets import QGraphicsScene, QStyleOptionGraphicsItem
+
+    from engine.project.shapes import Box, Mask
+    from engine.project.store import Suggestion
+    from gui.assist.overlay import SuggestionLayer
+
+    m = np.zeros((60, 80), bool)
+    m[10:30, 20:50] = True
+    m[30:40, 20:30] = True  # an L shape: the outline follows the pixels, not the box
+    layer = SuggestionLayer()
+    scene = QGraphicsScene()
+    scene.addItem(layer)
+    layer.set_suggestions([Suggestion(1, "model:3", 0.9, Mask.from_array(m), 1, id=7),
+                           Suggestion(1, "model:3", 0.4, Box(np.array([60.0, 45.0, 70.0, 58.0])), 2, id=8),
+                           Suggestion(1, "model:3", 0.8, None, None, tag_id=4, id=9)],  # a tag: not drawn
+                          {1: "#ff0000", 2: "#00ff00"}, {1: "circle", 2: "square"}, current=7)
+    assert layer.ids() == [7, 8]
+    mask = layer.entries[0]
+    assert mask.outline is not None and mask.fill is not None and mask.label == "circle 0.90"
+    assert mask.outline.contains(QPointF(25, 35)) and not mask.outline.contains(QPointF(45, 35))
+    img = QImage(160, 120, QImage.Format.Format_ARGB32_Premultiplied)
+    img.fill(0)
+    p = QPainter(img)
+    p.setTransform(QTransform.fromScale(2, 2))
+    opt = QStyleOptionGraphicsItem()
+    opt.exposedRect = layer.boundingRect()
+    layer.paint(p, opt)
+    p.end()
+    assert layer.last_paint["drawn"] == 2
+    t = QTransform.fromScale(2, 2)
+    assert layer.chip_at(layer._chip(mask, t).center(), t) == 7 and layer.at(25, 35) == 7

@@ -21,6 +21,8 @@ LEFT = Qt.MouseButton.LeftButton
 def _open(qtbot, w: MainWindow, tab: str) -> LossExplorerDock:
     """Raise the dock and click the tab titled ``tab``."""
     feat = w.explorer
+    if not feat.dock.isVisible():  # hidden at first: View menu opens it
+        feat.dock.toggleViewAction().trigger()
     feat.dock.raise_()
     panel = feat.panel
     qtbot.waitUntil(lambda: panel.isVisible(), timeout=5000)

@@ -65,6 +65,8 @@ def _open(qtbot, w: MainWindow) -> InternalsDock:
     feat = _feature(w)
     panel = feat.panel
     with qtbot.waitSignal(panel.result_shown, timeout=WAIT_MS):
+        if not feat.dock.isVisible():  # hidden at first: View menu opens it
+            feat.dock.toggleViewAction().trigger()
         feat.dock.raise_()
     assert panel.active and panel.arrays is not None
     return panel

@@ -64,6 +64,8 @@ def _open(qtbot, w: MainWindow) -> SegmentationDock:
     feat = w.segmentation
     panel = feat.panel
     with qtbot.waitSignal(panel.result_shown, timeout=WAIT_MS):
+        if not feat.dock.isVisible():  # hidden at first: View menu opens it
+            feat.dock.toggleViewAction().trigger()
         feat.dock.raise_()
     qtbot.waitUntil(lambda: len(panel.summaries) == 1, timeout=WAIT_MS)
     return panel
