@@ -3,20 +3,12 @@ edits or rejects them (issue 19).
 
 ``AssistFeature(session, canvas, host, bridge)`` adds the "Assist" dock (bottom, opened from the Assist
 menu), one overlay layer (``SuggestionLayer``: dashed boxes/masks with score chips) and the review keys
-(``ReviewKeys``: Enter, Shift+Enter, Del/Backspace, a click on a chip). Picking a run makes its checkpoint
-the assistant (``engine.assist.suggest.Assistant``, LRU cache of ``CACHE_SIZE`` predictions); when an image
-opens, its stored pending suggestions show at once and ``suggest_job`` (lane ``assist``, never the GUI
-thread) adds the model's, then ``prefetch_job`` predicts the next ``PREFETCH`` images (in the uncertainty
-order when one is shown, else the project's). Unload drops the model and the cache (queued on the lane, so
-the GUI never waits). Suggestions are computed and shown, and the keys review them, while the dock is open.
-
-Every review action is ONE ``ReviewSuggestions`` command on the session's shared undo stack (the labeling
-history): accepted shapes become normal annotations with provenance ``model:<run>`` and the score. Edit
-then accept: "Accept as" accepts with another category; any later edit of an accepted shape (move, resize,
-relabel) is counted as edited by the store (``edited_at``), so the per-run counts show it. Pre-label…
-runs ``prelabel_job`` over a split / the unlabeled images / all (manual labels skipped unless replacing
-them is ticked) with a progress bar; Sort by uncertainty ranks the unlabeled images in the dock (click one
-to open it).
+(``ReviewKeys``). Picking a run makes its checkpoint the assistant (``engine.assist.suggest.Assistant``, LRU
+cache of ``CACHE_SIZE`` predictions); when an image opens, its stored pending suggestions show at once and
+``suggest_job`` (lane ``assist``, never the GUI thread) adds the model's, then ``prefetch_job`` predicts the
+next ``PREFETCH`` images (in the uncertainty order when one is shown). Unload drops the model and the cache
+on the lane. Suggestions are computed and shown, and the keys review them, while the dock is open. The
+review actions are in ``review_actions``, Pre-label… and Sort by uncertainty in ``batch``.
 """
 
 from __future__ import annotations
@@ -25,34 +17,30 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QPointF, Qt, QTimer, Signal
 from PySide6.QtGui import QUndoStack
-from PySide6.QtWidgets import QListWidgetItem, QMessageBox
+from PySide6.QtWidgets import QListWidgetItem
 
-from engine.assist import review
-from engine.assist.prelabel import prelabel_job
 from engine.assist.suggest import Assistant
-from engine.events import Event, Progress, RunFinished
+from engine.events import Event, RunFinished
 from engine.project.store import Store, StoreError, Suggestion
-from gui.assist.commands import Operation, ReviewSuggestions
-from gui.assist.jobs import prefetch_job, rank_job, suggest_job, unload_job
+from gui.assist.batch import DEVICE, LANE, BatchActions
+from gui.assist.jobs import prefetch_job, suggest_job, unload_job
 from gui.assist.keys import ReviewKeys
 from gui.assist.overlay import SuggestionLayer
 from gui.assist.panel import NO_RUN, AssistPanel
-from gui.assist.prelabel_dialog import PrelabelDialog, scope_config
+from gui.assist.review_actions import ReviewActions
 from gui.bridge import EngineBridge, JobHandle
 from gui.canvas.view import CanvasView
 from gui.session import Session
 from gui.widgets.docks import Area, DockHost, scrolled
 
 TITLE = "Assist"
-LANE = "assist"  # suggestions, prefetch, ranking, unload: one at a time, off the training and task lanes
 CACHE_SIZE = 16  # predictions kept by the assistant (the engine bounds it; unload empties it)
 PREFETCH = 3  # images predicted ahead
-DEVICE = "auto"
 DOCK_HEIGHT = 230
 DOCK_WIDTH_SHARE = 0.65  # of the window, beside Plots
 
 
-class AssistFeature(QObject):
+class AssistFeature(QObject, ReviewActions, BatchActions):
     suggestions_shown = Signal(object)  # image id (or None): the overlay and list show its pending suggestions
     job_done = Signal(str)  # "suggest" | "prefetch" | "rank" | "prelabel" | "unload" (for tests and status)
 
@@ -436,181 +424,6 @@ class AssistFeature(QObject):
 
     def _on_item_double_clicked(self, item: QListWidgetItem) -> None:
         self.accept_ids([int(item.data(Qt.ItemDataRole.UserRole))])
-
-    def refresh_stats(self) -> None:
-        """The per-run counts: accepted unchanged / edited / rejected / pending."""
-        store = self.session.store
-        if store is None:
-            self.panel.stats.setText("")
-            return
-        lines = []
-        for prov in store.assist_runs():
-            st = store.assist_stats(prov)
-            lines.append(f"<b>{prov}</b>: {st['accepted_unchanged']} accepted unchanged · {st['edited']} edited · "
-                         f"{st['rejected']} rejected · {st['pending']} pending")
-        self.panel.stats.setText("<br>".join(lines) or "No suggestions yet")
-
-    def stats(self, run: int | str) -> dict[str, int]:
-        assert self.session.store is not None
-        return self.session.store.assist_stats(run)
-
-    # -- review (ReviewTarget for the keys) ------------------------------------------------------------------
-    def has_current(self) -> bool:
-        return self.current is not None and self.session.image_id is not None and self.layer.isVisible()
-
-    def _suggestion(self, suggestion_id: int | None) -> Suggestion | None:
-        return next((s for s in self.pending if s.id == suggestion_id), None)
-
-    def accept_current(self) -> None:
-        """Enter: accept the current suggestion (with the "Accept as" category when one is chosen)."""
-        s = self._suggestion(self.current)
-        if s is None or s.id is None:
-            self.session.show_status("No suggestion to accept")
-            return
-        cat = self.panel.accept_as.currentData()
-        if cat is not None and s.geometry is not None and cat != s.category_id:
-            self._execute(review.edit_then_accept(s.id, category_id=int(cat)),
-                          f"Accept suggestion as {self._names.get(int(cat), cat)}", [s])
-        else:
-            self.accept_ids([s.id])
-
-    def accept_ids(self, ids: list[int]) -> None:
-        sugs = [s for s in self.pending if s.id in set(ids)]
-        if sugs:
-            self._execute(review.accept(s.id for s in sugs if s.id is not None),
-                          "Accept suggestion" if len(sugs) == 1 else f"Accept {len(sugs)} suggestions", sugs)
-
-    def accept_above(self) -> None:
-        """Shift+Enter: accept every shown suggestion scoring at least the slider's threshold."""
-        t = self.panel.accept_threshold()
-        sugs = [s for s in self.pending if s.score is not None and s.score >= t]
-        if not sugs:
-            self.session.show_status(f"No suggestion scores {t:.2f} or more")
-            return
-        self._execute(review.accept(s.id for s in sugs if s.id is not None),
-                      f"Accept {len(sugs)} suggestion{'s' if len(sugs) != 1 else ''} ≥ {t:.2f}", sugs)
-
-    def reject_current(self) -> None:
-        s = self._suggestion(self.current)
-        if s is None or s.id is None:
-            self.session.show_status("No suggestion to reject")
-            return
-        self._execute(review.reject([s.id]), "Reject suggestion", [s])
-
-    def reject_all(self) -> None:
-        if self.pending:
-            self._execute(review.reject(s.id for s in self.pending if s.id is not None),
-                          f"Reject {len(self.pending)} suggestions", list(self.pending))
-
-    def _execute(self, op: Operation, text: str, sugs: list[Suggestion]) -> bool:
-        image_id = self.session.image_id
-        if image_id is None or self.session.store is None:
-            return False
-        cmd = ReviewSuggestions(self.session, image_id, op, text, tags=any(s.geometry is None for s in sugs),
-                                on_step=self._on_reviewed)
-        ok = cmd.execute(self.stack)
-        if not ok:
-            self.refresh()
-        return ok
-
-    def _on_reviewed(self, image_id: int) -> None:
-        if image_id == self.session.image_id:
-            self.refresh()
-        self.refresh_stats()
-
-    # -- batch: pre-label and uncertainty ------------------------------------------------------------------
-    def show_prelabel_dialog(self) -> None:
-        if self.run_id is None:
-            QMessageBox.information(self.host.widget, "Pre-label", "Pick a run in the Assist dock first.")
-            return
-        dlg = PrelabelDialog(self.panel.runs.currentText(), float(self.panel.min_score.value()), self.host.widget)
-        self.prelabel_dialog = dlg
-        dlg.accepted.connect(self._on_prelabel_dialog_accepted)
-        dlg.open()
-
-    def _on_prelabel_dialog_accepted(self) -> None:
-        scope, threshold, overwrite = self.prelabel_dialog.values()
-        self.prelabel(scope, threshold, overwrite)
-
-    def prelabel(self, scope: str = "unlabeled", threshold: float = 0.5, overwrite: bool = False) -> JobHandle | None:
-        """Run ``prelabel_job`` for ``scope`` ('unlabeled' | 'split:<name>' | 'all') in the background."""
-        store = self.session.store
-        if store is None or self.run_id is None:
-            self.session.show_status("Pick a run in the Assist dock first")
-            return None
-        if "prelabel" in self.jobs:
-            self.session.show_status("Pre-labelling is already running")
-            return None
-        cfg = {"project": str(store.root), "checkpoint": self.checkpoint_of(self.run_id), "threshold": threshold,
-               "overwrite_manual": bool(overwrite), "device": DEVICE, **scope_config(scope)}
-        h = self._track("prelabel", self.bridge.submit(prelabel_job, cfg, "tasks"))
-        self._start_batch(h, "Pre-labelling…")
-        return h
-
-    def _on_prelabelled(self, result: dict) -> None:
-        text = (f"Pre-labelled {result['images']} images: {result['suggestions']} suggestions, "
-                f"{result['skipped_manual']} skipped (already labelled)")
-        if result.get("replaced"):
-            text += f", {result['replaced']} labels replaced"
-            self.session.notify_store_changed()  # labels were deleted outside the undo stack
-        self._end_batch("prelabel", text)
-        self.refresh()
-        self.refresh_stats()
-
-    def rank(self) -> JobHandle | None:
-        """Rank the unlabeled images by the assistant's uncertainty (most uncertain first), in the dock."""
-        store, a = self.session.store, self.assistant
-        if store is None or a is None:
-            self.session.show_status("Pick a run in the Assist dock first")
-            return None
-        if (h := self.jobs.get("rank")) is not None:
-            h.cancel()
-        h = self._track("rank", self.bridge.submit(rank_job, {"project": str(store.root), "assistant": a}, LANE))
-        self._start_batch(h, "Ranking by uncertainty…")
-        return h
-
-    def _show_ranked(self, order: list[tuple[int, float]]) -> None:
-        store = self.session.store
-        self.order = [i for i, _ in order]
-        paths = {im.id: im.path for im in store.images()} if store is not None else {}
-        lst = self.panel.ranked
-        lst.clear()
-        for image_id, u in order:
-            item = QListWidgetItem(f"{u:.2f}  {Path(paths.get(image_id, str(image_id))).name}")
-            item.setData(Qt.ItemDataRole.UserRole, image_id)
-            item.setToolTip(f"image {image_id}: uncertainty {u:.3f}")
-            lst.addItem(item)
-
-    def _on_ranked_clicked(self, item: QListWidgetItem) -> None:
-        self.session.request_image(int(item.data(Qt.ItemDataRole.UserRole)))
-
-    def _start_batch(self, handle: JobHandle, text: str) -> None:
-        p = self.panel
-        p.progress.setRange(0, 0)  # busy until the first Progress
-        p.progress.setFormat(text)
-        p.cancel_button.setEnabled(True)
-        handle.progress.connect(self._on_batch_progress)
-
-    def _on_batch_progress(self, e: Event) -> None:
-        if isinstance(e, Progress) and e.total > 0:
-            self.panel.progress.setRange(0, e.total)
-            self.panel.progress.setValue(e.done)
-            self.panel.progress.setFormat(f"%v / %m {e.message}".strip())
-
-    def _end_batch(self, name: str, text: str) -> None:
-        if name not in ("prelabel", "rank"):
-            return
-        p = self.panel
-        p.progress.setRange(0, 1)
-        p.progress.setValue(1 if text not in ("cancelled", "failed") else 0)
-        p.progress.setFormat(text)
-        p.cancel_button.setEnabled(any(n in self.jobs for n in ("prelabel", "rank")))
-        self.session.show_status(text)
-
-    def _on_cancel_batch(self) -> None:
-        for name in ("prelabel", "rank"):
-            if (h := self.jobs.get(name)) is not None:
-                h.cancel()
 
     # -- for tests and scripts ---------------------------------------------------------------------------------
     def chip_center(self, suggestion_id: int) -> QPointF | None:

@@ -65,6 +65,7 @@ def every_shape(tmp_path: Path) -> Path:
                _shape("person", [[5, 50], [30, 50], [20, 80]], "polygon", group_id=1),
                _shape("person", [[4, 49], [31, 81]], "rectangle", group_id=1),
                _shape("spine", [[17, 55], [18, 70]], "line", group_id=1),
+               _shape("clicks", [[10, 60], [12, 62]], "points", group_id=1),
                _shape("dog", [[5, 50], [8, 52]], "rectangle", group_id=1),
                _shape("ball", [[100, 70], [100, 78]], "circle"),
                _shape("blob", [[30.4, 60.9], [49.4, 69.9]], "mask", mask=_b64_png(crop)),
@@ -78,7 +79,7 @@ def every_shape(tmp_path: Path) -> Path:
 def test_every_shape_type_and_group_merging(every_shape: Path, tmp_path: Path) -> None:
     with Store.create(tmp_path / "p") as s:
         rep = import_labelme(s, every_shape)
-        assert rep.ok and rep.annotations == 7, rep.summary()
+        assert rep.ok and rep.annotations == 10, rep.summary()
         names = {c.id: c.name for c in s.categories()}
         anns = s.annotations()
         by = {}
@@ -90,8 +91,14 @@ def test_every_shape_type_and_group_merging(every_shape: Path, tmp_path: Path) -
         assert car4pt.geometry.xyxy.tolist() == [60, 10, 90, 30] and car4pt.score == 0.75
         poly, rect = by["person"]  # same (label, group_id): one object
         assert poly.group_id == rect.group_id is not None
-        (extra,) = poly.attributes["labelme_extra"]  # kept as data on the object
-        assert (extra["label"], extra["shape_type"], extra["points"]) == ("spine", "line", [[17, 55], [18, 70]])
+        (extra,) = poly.attributes["labelme_extra"]  # no AnchorLab geometry: kept as data on the object
+        assert (extra["label"], extra["shape_type"], extra["points"]) == ("clicks", "points", [[10, 60], [12, 62]])
+        (spine,) = by["spine"]  # a line: a line annotation (its own object: another label)
+        assert spine.kind == "line" and spine.geometry.points.tolist() == [[17, 55], [18, 70]]
+        (nose,) = by["nose"]
+        assert nose.kind == "point" and nose.geometry.xy.tolist() == [15, 60]
+        (path,) = by["path"]
+        assert path.kind == "line" and path.geometry.points.tolist() == [[1, 1], [5, 5], [9, 1]]
         (dog,) = by["dog"]  # same group_id, other label: another object
         assert dog.group_id is None
         (ball,) = by["ball"]
@@ -99,23 +106,27 @@ def test_every_shape_type_and_group_merging(every_shape: Path, tmp_path: Path) -
         (blob,) = by["blob"]
         m = blob.geometry.to_array()
         assert m.sum() == 6 * 14 and m[60 + 2, 30 + 3] == 1 and m[60 + 1, 30 + 3] == 0  # crop at int(points[0])
-        unsupported = [w for _, w in rep.warnings if "no point geometry" in w or "no linestrip geometry" in w]
-        assert len(unsupported) == 2  # point and linestrip reported, not silently dropped
+        assert not [w for _, w in rep.warnings if "geometry" in w]  # nothing unsupported, nothing dropped
         tags = {t.id: t.name for t in s.tags()}
         assert {tags[t] for t in s.image_tags(s.images()[0].id)} == {"outdoor"}
         assert set(tags.values()) == {"outdoor", "night"}
         assert {a.provenance for a in anns} == {f"import:{(every_shape / 'scene.json').resolve().as_posix()}"}
-        # and back out: labelme reads it, the circle is a circle again, the line is back in its group
+        # and back out: labelme reads it, the circle is a circle again, line/linestrip/point as they came,
+        # the points shape back in its group
         export_labelme(s, tmp_path / "out")
     data = labelme_load(tmp_path / "out" / "scene.json")
     types = sorted(sh["shape_type"] for sh in data["shapes"])
-    assert types == ["circle", "line", "mask", "polygon", "rectangle", "rectangle", "rectangle", "rectangle"]
-    line = next(sh for sh in data["shapes"] if sh["shape_type"] == "line")
+    assert types == ["circle", "line", "linestrip", "mask", "point", "points", "polygon", "rectangle", "rectangle",
+                     "rectangle", "rectangle"]
+    clicks = next(sh for sh in data["shapes"] if sh["shape_type"] == "points")
     poly = next(sh for sh in data["shapes"] if sh["shape_type"] == "polygon")
-    assert line["group_id"] == poly["group_id"] is not None and line["label"] == "spine"
+    assert clicks["group_id"] == poly["group_id"] is not None and clicks["label"] == "clicks"
+    line = next(sh for sh in data["shapes"] if sh["shape_type"] == "line")
+    assert line["label"] == "spine" and line["points"] == [[17, 55], [18, 70]]
+    assert next(sh for sh in data["shapes"] if sh["shape_type"] == "point")["points"] == [[15, 60]]
     assert data["flags"] == {"outdoor": True, "night": False}
     with Store.create(tmp_path / "again") as s:
-        assert import_labelme(s, tmp_path / "out").annotations == 7
+        assert import_labelme(s, tmp_path / "out").annotations == 10
 
 
 def test_embedded_image_data_is_written_out(tmp_path: Path) -> None:
@@ -154,17 +165,17 @@ def test_round_trip_demo_and_labelme_can_read_the_export(tmp_path: Path) -> None
 
 def test_twice_is_skipped_unless_replace(every_shape: Path, tmp_path: Path) -> None:
     with Store.create(tmp_path / "p") as s:
-        assert import_labelme(s, every_shape).annotations == 7
+        assert import_labelme(s, every_shape).annotations == 10
         manual = s.add_category("manual").id
         from engine.project.shapes import Annotation, Box
 
         s.add_annotation(Annotation(s.images()[0].id, manual, Box(np.array([1, 1, 5, 5]))))
         again = import_labelme(s, every_shape)
         assert again.annotations == 0 and len(again.skipped) == 1 and "replace" in again.skipped[0][1]
-        assert len(s.annotations()) == 8
+        assert len(s.annotations()) == 11
         replaced = import_labelme(s, every_shape, ImportOptions(replace=True))
-        assert replaced.ok and replaced.annotations == 7 and replaced.images == 0
-        assert len(s.annotations()) == 8  # old import replaced, the manual box untouched
+        assert replaced.ok and replaced.annotations == 10 and replaced.images == 0
+        assert len(s.annotations()) == 11  # old import replaced, the manual box untouched
         assert sum(a.provenance == "manual" for a in s.annotations()) == 1
 
 

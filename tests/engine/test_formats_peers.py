@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from engine.project.formats.coco import export_coco
 from engine.project.formats.common import ImportOptions
 from engine.project.formats.compare import compare_projects
 from engine.project.formats.labelme import export_labelme, import_labelme
@@ -48,11 +49,11 @@ def test_labelme_primitives_every_shape_type(tmp_path: Path) -> None:
     with Store.create(tmp_path / "p") as s:
         rep = import_labelme(s, src)
         assert rep.ok and rep.images == 1
-        assert _counts(s) == Counter({"rectangle": 2, "circle": 1, "polygon": 1, "octagon": 1})
+        assert _counts(s) == Counter({"rectangle": 2, "circle": 1, "polygon": 1, "octagon": 1, "line": 1, "point": 1,
+                                      "line_strip": 1})
         kinds = sorted(a.kind for a in s.annotations())
-        assert kinds == ["box", "box", "mask", "polygon", "polygon"]
-        unsupported = sorted(w.split("(")[1].split()[0] for _, w in rep.warnings)
-        assert unsupported == ["line", "linestrip", "point"]  # reported, not silently dropped
+        assert kinds == ["box", "box", "line", "line", "mask", "point", "polygon", "polygon"]  # every shape
+        assert rep.warnings == []
         assert _boxes(s)["rectangle"] == [[32, 35, 132, 135], [391, 33, 542, 135]]
         names = {c.id: c.name for c in s.categories()}
         mask = next(a for a in s.annotations() if names[a.category_id] == "octagon").geometry.to_array()
@@ -62,9 +63,11 @@ def test_labelme_primitives_every_shape_type(tmp_path: Path) -> None:
         assert poly.geometry.points.tolist() == [[69, 318], [45, 403], [173, 406], [198, 321]]
         with _reexport(s, tmp_path, export_labelme, import_labelme) as again:
             assert compare_projects(s, again, splits=False) == []
+        coco = export_coco(s, tmp_path / "coco")  # COCO holds no points or lines: said, not silent
+        assert [w for _, w in coco.warnings if "3 point/line annotation(s) not exported" in w]
         doc = json.loads((tmp_path / "re" / "primitives.json").read_text())
-        assert sorted(sh["shape_type"] for sh in doc["shapes"]) == ["circle", "mask", "polygon", "rectangle",
-                                                                     "rectangle"]
+        assert sorted(sh["shape_type"] for sh in doc["shapes"]) == ["circle", "line", "linestrip", "mask", "point",
+                                                                     "polygon", "rectangle", "rectangle"]
 
 
 def test_labelme_bbox_detection_and_its_voc_conversion_agree(tmp_path: Path) -> None:

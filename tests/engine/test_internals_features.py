@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from engine.data.tensors import image_tensor
 from engine.internals.features import feature_map
 from engine.internals.run import InternalsError
 from engine.models.faster_rcnn import DetectorSpec, build_faster_rcnn
@@ -34,7 +35,7 @@ def _hooked(model: torch.nn.Module, name: str, image: np.ndarray) -> torch.Tenso
         (out if isinstance(out, torch.Tensor) else next(iter(out.values()))).detach().clone()))
     try:
         with torch.no_grad():
-            model([torch.tensor(image).permute(2, 0, 1).float() / 255])
+            model([image_tensor(image)])  # the engine's one conversion: same input bits
     finally:
         h.remove()
     return got[-1][0]

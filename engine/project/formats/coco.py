@@ -53,7 +53,7 @@ from .common import (
     read_text,
     split_name,
 )
-from .exporting import ObjectOut, copy_image, export_images, finish_out, objects, prepare_out, unique_names
+from .exporting import ObjectOut, copy_image, export_images, finish_out, prepare_out, region_objects, unique_names
 from .session import ImportSession
 
 
@@ -278,7 +278,7 @@ def export_coco(store: Store, out: str | Path, split: str | None = None, remap: 
                 continue
             doc["images"].append({"id": rec.id, "file_name": names[rec.id], "width": rec.width,
                                   "height": rec.height})
-            for ob in objects(store.annotations(rec.id)):
+            for ob in region_objects(store.annotations(rec.id), report, rec.path):
                 ann_id += 1
                 doc["annotations"].append(coco_annotation(ob, ann_id, rec.id, cat_id[ob.category_id],
                                                           rec.height, rec.width))

@@ -1,7 +1,8 @@
 """Compare two projects object by object: the check behind every round trip (export -> import).
 
 Images are matched by file name (exports and imports keep it), objects by category and nearest
-box. Boxes are ``xyxy`` image pixels; masks are compared by IoU of the rasterised object.
+box. Boxes are ``xyxy`` image pixels; masks are compared by IoU of the rasterised object. Points and
+lines (not objects: no detection format holds them) are compared as (category, kind, vertices).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ class ImageView:
     height: int
     split: str
     objects: list[ObjectOut]
+    marks: list[tuple[str, str, tuple[float, ...]]]  # points and lines: (category, kind, rounded vertices)
 
 
 def project_view(store: Store) -> dict[str, ImageView]:
@@ -29,10 +31,13 @@ def project_view(store: Store) -> dict[str, ImageView]:
     names = {c.id: c.name for c in store.categories()}
     out = {}
     for rec in store.images():
-        objs = objects(store.annotations(rec.id))
+        anns = store.annotations(rec.id)
+        objs = objects(anns)
         for o in objs:
             o.attributes = {**o.attributes, "_category": names[o.category_id]}
-        out[PurePosixPath(rec.path).name] = ImageView(rec.width, rec.height, rec.split, objs)
+        marks = sorted((names[a.category_id], a.kind, tuple(np.round(np.ravel(a.geometry.to_json()), 6).tolist()))
+                       for a in anns if a.kind in ("point", "line"))
+        out[PurePosixPath(rec.path).name] = ImageView(rec.width, rec.height, rec.split, objs, marks)
     return out
 
 
@@ -64,6 +69,8 @@ def compare_projects(a: Store, b: Store, box_atol: float = 1e-6, min_mask_iou: f
             continue
         if splits and ia.split != ib.split:
             diffs.append(f"{name}: split {ia.split} vs {ib.split}")
+        if ia.marks != ib.marks:
+            diffs.append(f"{name}: points/lines differ: {ia.marks[:3]} vs {ib.marks[:3]}")
         if len(ia.objects) != len(ib.objects):
             diffs.append(f"{name}: {len(ia.objects)} vs {len(ib.objects)} objects")
             continue

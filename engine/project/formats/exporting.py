@@ -71,6 +71,16 @@ def objects(anns: list[Annotation]) -> list[ObjectOut]:
     return out
 
 
+def region_objects(anns: list[Annotation], report: ExportReport, path: str) -> list[ObjectOut]:
+    """``objects(anns)`` for a detection format; its points and lines (COCO, VOC and YOLO have no place for
+    them) are reported in one warning for ``path``, never dropped silently."""
+    marks = sum(a.kind in ("point", "line") for a in anns)
+    if marks:
+        report.warnings.append((path, f"{marks} point/line annotation(s) not exported: {report.format} has no "
+                                      "point or line shapes (the labelme export keeps them)"))
+    return objects(anns)
+
+
 class WithSuggestions:
     """A read view of a store for exporters: ``annotations`` and ``image_tags`` also hold the pending
     suggestions (shapes as ungrouped annotations with their score, tags switched on); everything else

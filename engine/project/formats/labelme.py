@@ -7,10 +7,12 @@ Shape types on import:
 - ``polygon`` -> polygon. ``circle`` (centre, point on the rim) -> 64-vertex polygon that keeps
   the circle in ``attributes["labelme"]``, so an unchanged one is exported as a circle again.
 - ``mask`` (2 points = inclusive pixel bbox, ``mask`` = base64 PNG of that crop) -> mask.
-- ``point``/``points``/``line``/``linestrip`` and unknown types have no AnchorLab geometry: inside
-  a ``group_id`` (any label) they are kept as data on the first shape of that group, in its
-  ``attributes["labelme_extra"]``, and exported again; ungrouped ones are reported as warnings.
-  Nothing is dropped silently.
+- ``point`` -> point; ``line`` (2 points) and ``linestrip`` (2 or more) -> line, the type kept in
+  ``attributes["labelme"]`` so each is exported as it came. Points and lines are labeling data: the
+  detection formats (COCO, VOC, YOLO) and training skip them.
+- ``points`` and unknown types have no AnchorLab geometry: inside a ``group_id`` (any label) they are
+  kept as data on the first shape of that group, in its ``attributes["labelme_extra"]``, and exported
+  again; ungrouped ones are reported as warnings. Nothing is dropped silently.
 
 Shapes with the same ``(label, group_id)`` become one object (labelme's own rule). Other shape
 keys (``description``, ``flags``, ``difficult``, ...) go to ``attributes``; ``score`` to the score.
@@ -32,7 +34,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from engine.project.shapes import Box, Mask, Polygon
+from engine.project.shapes import Box, Geometry, Line, Mask, Point, Polygon
 from engine.project.store import Store
 
 from .common import (
@@ -202,6 +204,15 @@ def _shape(s: object, k: int, img: ParsedImage, warn: Callable[[str], None]) -> 
         attrs["labelme"] = {"shape_type": "circle", "points": pts.tolist()}
     elif stype == "mask":
         geom = _mask(s.get("mask"), pts, what, w, h, warn)
+    elif stype == "point":
+        if len(pts) != 1:
+            raise FormatError(f"{what}: a point needs 1 point, got {len(pts)}")
+        geom = Point(clip_points(pts, w, h, warn, what)[0])
+    elif stype in ("line", "linestrip"):
+        if len(pts) < 2:
+            raise FormatError(f"{what}: a {stype} needs at least 2 points, got {len(pts)}")
+        geom = Line(clip_points(pts, w, h, warn, what))
+        attrs["labelme"] = {"shape_type": stype}
     else:
         return None, (gid, {"index": k, "label": label, "shape_type": stype, "points": pts.tolist(),
                               **({"attributes": attrs} if attrs else {})})
@@ -303,7 +314,7 @@ def export_labelme(store: Store, out: str | Path, split: str | None = None, prog
     return report
 
 
-def labelme_shape(label: str, geom: Box | Polygon | Mask, group_id: int | None, score: float | None,
+def labelme_shape(label: str, geom: Geometry, group_id: int | None, score: float | None,
                   attributes: dict) -> dict | None:
     """One labelme shape dict for a geometry (None for an empty mask)."""
     attrs = {k: v for k, v in attributes.items() if k not in ("labelme", "labelme_extra")}
@@ -318,6 +329,12 @@ def labelme_shape(label: str, geom: Box | Polygon | Mask, group_id: int | None, 
             if cp.shape == (2, 2) and geom.points.shape == (CIRCLE_VERTICES, 2) and np.allclose(
                     circle_polygon(cp), geom.points, atol=1e-9):
                 stype, pts = "circle", cp.tolist()
+    elif isinstance(geom, Point):
+        stype, pts = "point", [geom.xy.tolist()]
+    elif isinstance(geom, Line):
+        kept = (attributes.get("labelme") or {}).get("shape_type")
+        stype = "line" if len(geom.points) == 2 and kept != "linestrip" else "linestrip"
+        pts = geom.points.tolist()
     else:
         m = geom.to_array()
         ys, xs = np.nonzero(m)

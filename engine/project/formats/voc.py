@@ -42,7 +42,7 @@ from .common import (
     read_text,
     split_name,
 )
-from .exporting import copy_image, export_images, finish_out, fmt_num, objects, prepare_out, walk
+from .exporting import copy_image, export_images, finish_out, fmt_num, prepare_out, region_objects, walk
 from .masks import BACKGROUND, VOID, declared, draw_maps, read_index_png, read_names, values_present, write_index_png
 from .session import ImportSession
 
@@ -224,7 +224,7 @@ def export_voc(store: Store, out: str | Path, split: str | None = None, progress
         stem = Path(name).stem
         if not copy_image(store, rec, out / "JPEGImages" / name, report):
             continue
-        objs = objects(store.annotations(rec.id))
+        objs = region_objects(store.annotations(rec.id), report, rec.path)
         segmented = any(o.segmented for o in objs)
         if len(objs) > 254 and segmented:
             report.warnings.append((rec.path, f"{len(objs)} objects do not fit an 8-bit object map; "

@@ -45,7 +45,16 @@ from .common import (
     relative_name,
     split_name,
 )
-from .exporting import ObjectOut, copy_image, export_images, finish_out, mask_to_polygons, objects, prepare_out, walk
+from .exporting import (
+    ObjectOut,
+    copy_image,
+    export_images,
+    finish_out,
+    mask_to_polygons,
+    prepare_out,
+    region_objects,
+    walk,
+)
 from .masks import find_by_stem
 from .session import ImportSession
 
@@ -272,7 +281,7 @@ def export_yolo(store: Store, out: str | Path, split: str | None = None, task: s
         if not copy_image(store, rec, out / "images" / rec.split / name, report):
             continue
         rows = []
-        for ob in objects(store.annotations(rec.id)):
+        for ob in region_objects(store.annotations(rec.id), report, rec.path):
             row = _detect_row(ob, rec.width, rec.height) if task == "detect" else \
                 _segment_row(ob, rec.width, rec.height, lambda m, p=rec.path: report.warnings.append((p, m)))
             rows.append(f"{index[ob.category_id]} {row}")
