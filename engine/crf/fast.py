@@ -69,12 +69,14 @@ def crf_fast_torch(image: Tensor, probs: Tensor, params: CrfParams) -> Tensor:
         )
         feats = torch.cat([_pixel_grid(h, w, params.theta_alpha, dev), rgb], 1)
         kernels.append(_Kernel(feats, params.w_bilateral))
-    q = torch.softmax(-unary, 1)
+    neg_unary = unary.neg_()
+    q = torch.softmax(neg_unary, 1)
     for _ in range(params.iterations):
-        energy = -unary
-        for k in kernels:
-            energy = energy + k.message(q)
-        q = torch.softmax(energy, 1)
+        energy = None
+        for k in kernels:  # -U + sum_k messages, accumulated in place (no (N, C) temporaries per kernel)
+            m = k.message(q)
+            energy = m if energy is None else energy.add_(m)
+        q = torch.softmax(neg_unary if energy is None else energy.add_(neg_unary), 1)
     return q.t().reshape(c, h, w).contiguous()
 
 

@@ -50,12 +50,12 @@ class Permutohedral:
         v = torch.round(elevated * inv_dp1)
         rem0 = v * (d + 1)
         total = v.sum(1, keepdim=True)
-        # rank of each coordinate's residual, ties broken like densecrf (lower index wins "<")
+        # rank of each coordinate's residual = its place in a stable descending sort: densecrf's pairwise
+        # count (for i < j: diff_i < diff_j ? rank_i++ : rank_j++) puts the lower index first on ties
         diff = elevated - rem0
-        di, dj = diff[:, :, None], diff[:, None, :]
         idx = torch.arange(d + 1, device=dev)
-        later = idx[None, :] > idx[:, None]  # [i, j]: j > i
-        rank = ((di < dj) & later).sum(2) + (~(dj < di) & ~later & (idx[None, :] != idx[:, None])).sum(2)
+        order = torch.sort(diff, dim=1, descending=True, stable=True).indices
+        rank = torch.empty_like(order).scatter_(1, order, idx.expand_as(order))
         rank = rank.to(torch.float32) + total
         add = torch.where(rank < 0, d + 1.0, 0.0) - torch.where(rank >= d + 1, d + 1.0, 0.0)
         rank = (rank + add).long()
@@ -66,18 +66,21 @@ class Permutohedral:
         bary.scatter_add_(1, d - rank, vb)
         bary.scatter_add_(1, d - rank + 1, -vb)
         bary[:, 0] += 1.0 + bary[:, d + 1]
-        # the d+1 enclosing simplex vertices: key_r[i] = rem0[i] + canonical[r, rank[i]], i < d
-        r = torch.arange(d + 1, device=dev)
-        canonical = torch.where(idx[None, :] <= d - r[:, None], r[:, None], r[:, None] - (d + 1))  # (d+1, d+1)
-        keys = rem0[:, None, :d].long() + canonical[:, rank[:, :d]].permute(1, 0, 2)  # (N, d+1, d)
-        lo = keys.amin((0, 1)) - (d + 1)
-        span = keys.amax((0, 1)) + (d + 1) - lo + 1
+        # the d+1 enclosing simplex vertices: key_r[i] = rem0[i] + canonical[r, rank[i]], i < d, with
+        # canonical[r, k] = r - (d + 1) * [k > d - r]; keys are encoded as one int64 code per vertex,
+        # lexicographic in the key (so the vertex order, hence every sum, is that of the keys themselves)
+        base = rem0[:, :d].long()
+        lo = base.amin(0) - 2 * (d + 1)  # keys lie within rem0 +- d; one more lattice step of margin
+        span = base.amax(0) + 2 * (d + 1) - lo + 1
         strides = torch.ones(d, dtype=torch.long, device=dev)
         for i in range(d - 2, -1, -1):
             strides[i] = strides[i + 1] * span[i + 1]
         if float(span.double().log2().sum()) > 62:
             raise ValueError("lattice too large to index with 64-bit keys: increase the kernel widths")
-        codes = ((keys - lo) * strides).sum(2)  # (N, d+1)
+        base_code = ((base - lo) * strides).sum(1)  # (N,)
+        rank_d = rank[:, :d]
+        codes = torch.stack([base_code + r * strides.sum() - (d + 1) * (strides * (rank_d > d - r)).sum(1)
+                             for r in range(d + 1)], 1)  # (N, d+1)
         sorted_codes, by_vertex = torch.sort(codes.flatten(), stable=True)  # one sort: vertices and splat order
         uniq, counts = torch.unique_consecutive(sorted_codes, return_counts=True)
         inverse = torch.empty_like(by_vertex)
