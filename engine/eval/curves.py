@@ -102,4 +102,4 @@ class RunCurves:
 def run_curves(store: Store, run_id: int) -> RunCurves:
     """The curves of run ``run_id`` of an open store (StoreError when there is no such run)."""
     run = store.run(run_id)
-    return RunCurves.from_rows(store.metrics(run_id), run.get("summary") or {}, run_id)
+    return RunCurves.from_rows(store.metrics(run_id), run.summary, run_id)

@@ -94,9 +94,9 @@ def _checkpoint(store: Store, config: dict) -> str:
         r = store.run(int(run))
     except (StoreError, ValueError) as e:
         raise InferenceError(f"run: {e}") from e
-    if not r.get("checkpoint"):
+    if not r.checkpoint:
         raise InferenceError(f"run {run} has no checkpoint yet")
-    ck = Path(r["checkpoint"])
+    ck = Path(r.checkpoint)
     return str(ck if ck.is_absolute() else store.root / ck)
 
 

@@ -60,9 +60,9 @@ def checkpoint_of(store: Store, config: dict) -> str:
         r = store.run(int(run))
     except (StoreError, ValueError) as e:
         raise InternalsError(f"run: {e}") from e
-    if not r or not r.get("checkpoint"):
+    if not r.checkpoint:
         raise InternalsError(f"run: run {run} has no checkpoint yet")
-    ckpt = Path(r["checkpoint"])
+    ckpt = Path(r.checkpoint)
     return str(ckpt if ckpt.is_absolute() else store.root / ckpt)
 
 

@@ -11,9 +11,34 @@ import sqlite3
 import time
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from engine.project.dbfile import StoreError
+
+__all__ = ["RecordsMixin", "RunRecord"]
+
+_RUN_COLUMNS = "id, name, model, config, status, checkpoint, summary, created_at"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One training run as stored: its config and summary decoded from JSON, ``created_at`` in epoch
+    seconds. ``checkpoint`` is the path of its best (else last) weights, empty until one is written."""
+
+    id: int
+    name: str
+    model: str
+    config: dict
+    status: str
+    checkpoint: str
+    summary: dict
+    created_at: float
+
+    @classmethod
+    def from_row(cls, r: tuple) -> RunRecord:
+        return cls(id=int(r[0]), name=r[1], model=r[2], config=json.loads(r[3]), status=r[4], checkpoint=r[5],
+                   summary=json.loads(r[6]), created_at=float(r[7]))
 
 
 class RecordsMixin:
@@ -40,17 +65,15 @@ class RecordsMixin:
                 if val is not None:
                     c.execute(f"UPDATE runs SET {col}=?, updated_at=? WHERE id=?", (val, time.time(), run_id))
 
-    def runs(self) -> list[dict]:
-        rows = self.conn.execute("SELECT id, name, model, config, status, checkpoint, summary, created_at "
-                                 "FROM runs ORDER BY id").fetchall()
-        return [dict(id=r[0], name=r[1], model=r[2], config=json.loads(r[3]), status=r[4], checkpoint=r[5],
-                     summary=json.loads(r[6]), created_at=r[7]) for r in rows]
+    def runs(self) -> list[RunRecord]:
+        rows = self.conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY id").fetchall()
+        return [RunRecord.from_row(r) for r in rows]
 
-    def run(self, run_id: int) -> dict:
-        for r in self.runs():
-            if r["id"] == run_id:
-                return r
-        raise StoreError(f"no run with id {run_id}")
+    def run(self, run_id: int) -> RunRecord:
+        row = self.conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id=?", (run_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"no run with id {run_id}")
+        return RunRecord.from_row(row)
 
     def add_metrics(self, run_id: int, rows: Iterable[tuple[int, int, str, str, float]]) -> None:
         """Append (step, epoch, split, name, value) rows."""

@@ -26,7 +26,7 @@ from engine.project.dbfile import (  # noqa: F401  (ProjectOpenError, DiskFullEr
     open_database,
     write_error,
 )
-from engine.project.records import RecordsMixin
+from engine.project.records import RecordsMixin, RunRecord  # noqa: F401  (RunRecord: re-exported)
 from engine.project.shapes import Annotation, Geometry, geometry_from_json
 from engine.project.suggestions import Suggestion, SuggestionEdit, SuggestionsMixin  # noqa: F401  (re-exported)
 

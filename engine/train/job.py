@@ -237,7 +237,7 @@ def train_job(config: dict, sink: Sink, cancel: CancelToken, hooks: list[Hook] |
 
 def _open_run(store: Store, cfg: TrainConfig, ckpt: dict | None) -> int:
     """The run to record into: the checkpoint's run when resuming in the same project, else a new one."""
-    if ckpt is not None and any(r["id"] == int(ckpt["run_id"]) for r in store.runs()):
+    if ckpt is not None and any(r.id == int(ckpt["run_id"]) for r in store.runs()):
         run_id = int(ckpt["run_id"])
     else:
         name = cfg.run_name or f"{cfg.model}-{cfg.backbone}"

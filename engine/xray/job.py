@@ -112,9 +112,9 @@ def resolve_checkpoint(store: Store, config: dict) -> str | None:
         r = store.run(int(run))
     except (StoreError, ValueError) as e:
         raise XrayError(f"run: {e}") from e
-    if not r.get("checkpoint"):
-        raise XrayError(f"run: run {run} has no checkpoint yet (status {r.get('status')!r})")
-    ckpt = Path(r["checkpoint"])
+    if not r.checkpoint:
+        raise XrayError(f"run: run {run} has no checkpoint yet (status {r.status!r})")
+    ckpt = Path(r.checkpoint)
     return str(ckpt if ckpt.is_absolute() else store.root / ckpt)
 
 

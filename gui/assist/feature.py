@@ -215,8 +215,8 @@ class AssistFeature(QObject, ReviewActions, BatchActions):
         combo.clear()
         combo.addItem(NO_RUN, None)
         for r in reversed(store.runs() if store is not None else []):
-            if r.get("checkpoint"):
-                combo.addItem(f"run {r['id']} · {r['name'] or r['model']} · {r['status']}", r["id"])
+            if r.checkpoint:
+                combo.addItem(f"run {r.id} · {r.name or r.model} · {r.status}", r.id)
         idx = combo.findData(keep) if keep is not None else 0
         combo.setCurrentIndex(max(0, idx))
         combo.blockSignals(False)
@@ -228,7 +228,7 @@ class AssistFeature(QObject, ReviewActions, BatchActions):
     def checkpoint_of(self, run_id: int) -> str:
         store = self.session.store
         assert store is not None
-        ckpt = store.run(int(run_id)).get("checkpoint")
+        ckpt = store.run(int(run_id)).checkpoint
         if not ckpt:
             raise StoreError(f"run {run_id} has no checkpoint yet")
         p = Path(ckpt)

@@ -53,11 +53,12 @@ def run_choices(store: Store) -> list[tuple[str, int, str]]:
     """(label, run id, checkpoint path) for every checkpoint file of the project's runs, newest first."""
     out = []
     for r in reversed(store.runs()):
-        ckpts = dict((r.get("summary") or {}).get("checkpoints") or {})
-        if r.get("checkpoint") and "best" not in ckpts:
-            ckpts["best"] = r["checkpoint"]
-        metrics = (r.get("summary") or {}).get("metrics") or {}
-        best = (r.get("summary") or {}).get("best") or {}
+        summary = r.summary
+        ckpts = dict(summary.get("checkpoints") or {})
+        if r.checkpoint and "best" not in ckpts:
+            ckpts["best"] = r.checkpoint
+        metrics = summary.get("metrics") or {}
+        best = summary.get("best") or {}
         score = ""
         if best.get("metric") and best.get("value") is not None:
             score = f" · {best['metric']} {float(best['value']):.3f}"
@@ -66,8 +67,7 @@ def run_choices(store: Store) -> list[tuple[str, int, str]]:
         for kind in ("best", "last"):
             path = ckpts.get(kind)
             if path and Path(path).is_file():
-                out.append((f"run {r['id']} · {r['name'] or r['model']} · {kind}.pt · {r['status']}{score}",
-                            int(r["id"]), str(path)))
+                out.append((f"run {r.id} · {r.name or r.model} · {kind}.pt · {r.status}{score}", r.id, str(path)))
     return out
 
 

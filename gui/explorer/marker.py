@@ -1,6 +1,6 @@
 """The current run's loss settings, read from the store (Qt-free), for the explorer to mark on its curves.
 
-The latest run's config (``store.runs()[-1]["config"]``) wins; a project without runs falls back to the
+The latest run's config (``store.runs()[-1].config``) wins; a project without runs falls back to the
 Train panel's saved settings (meta key ``train_settings``, JSON, written by ``gui.training``), then to the
 ``TrainConfig`` defaults. Options a config lacks (older runs) take the ``TrainConfig`` defaults.
 """
@@ -77,8 +77,8 @@ def current_marker(store: Store | None) -> RunMarker | None:
     runs = store.runs()
     if runs:
         run = runs[-1]
-        cfg = run.get("config") if isinstance(run.get("config"), dict) else {}
-        return RunMarker.from_config(cfg, f"run #{run['id']} {run['name']} ({run['status']})", run.get("model"))
+        cfg = run.config if isinstance(run.config, dict) else {}
+        return RunMarker.from_config(cfg, f"run #{run.id} {run.name} ({run.status})", run.model)
     try:
         saved = json.loads(store.get_meta(TRAIN_SETTINGS_KEY) or "{}")
     except ValueError:

@@ -16,6 +16,7 @@ from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QComboBox, QFormLayout, QHBoxLayout, QLabel, QStackedWidget, QVBoxLayout, QWidget
 
+from engine.project.records import RunRecord
 from gui.bridge import EngineBridge, JobHandle
 from gui.internals.arrays import BN_STATS, BNTable, lut, short_names
 from gui.internals.jobs import bn_stats_job
@@ -25,11 +26,11 @@ STAT_TITLES = {"in_mean": "input mean", "in_std": "input std", "run_mean": "runn
 NO_RUN = "—"
 
 
-def run_label(r: dict) -> str:
-    cfg = r.get("config") or {}
+def run_label(r: RunRecord) -> str:
+    cfg = r.config or {}
     every = int(cfg.get("bn_stats_every") or 0)
     norm = cfg.get("norm") or "auto"
-    text = f"run {r['id']} · {r.get('name') or r.get('model')} · norm {norm}"
+    text = f"run {r.id} · {r.name or r.model} · norm {norm}"
     return text + (f" · every {every} steps" if every else " · no BN stats recorded")
 
 
@@ -98,7 +99,7 @@ class BNStatsView(QWidget):
         self.mode_combo.currentIndexChanged.connect(self._on_mode_changed)
 
     # -- runs -------------------------------------------------------------------------------------
-    def set_runs(self, project: str | None, runs: list[dict]) -> None:
+    def set_runs(self, project: str | None, runs: list[RunRecord]) -> None:
         """The project's runs (``Store.runs()``); keeps the chosen ones when still there, else picks the newest
         run that records BN statistics."""
         self.project = project
@@ -108,9 +109,9 @@ class BNStatsView(QWidget):
             combo.clear()
         self.compare_combo.addItem(NO_RUN, None)
         for r in reversed(runs):
-            self.run_combo.addItem(run_label(r), r["id"])
-            self.compare_combo.addItem(run_label(r), r["id"])
-        recorded = [r["id"] for r in reversed(runs) if int((r.get("config") or {}).get("bn_stats_every") or 0)]
+            self.run_combo.addItem(run_label(r), r.id)
+            self.compare_combo.addItem(run_label(r), r.id)
+        recorded = [r.id for r in reversed(runs) if int((r.config or {}).get("bn_stats_every") or 0)]
         first = keep if keep is not None and self.run_combo.findData(keep) >= 0 else (recorded[0] if recorded else None)
         self.run_combo.setCurrentIndex(max(0, self.run_combo.findData(first)) if first is not None else 0)
         self.compare_combo.setCurrentIndex(max(0, self.compare_combo.findData(keep_cmp)) if keep_cmp is not None else 0)

@@ -186,8 +186,8 @@ class InternalsDock(QWidget):
         self.runs.blockSignals(True)
         self.runs.clear()
         for r in reversed(runs):
-            if r.get("checkpoint"):
-                self.runs.addItem(f"run {r['id']} · {r['name'] or r['model']} · {r['status']}", r["id"])
+            if r.checkpoint:
+                self.runs.addItem(f"run {r.id} · {r.name or r.model} · {r.status}", r.id)
         if not self.runs.count():
             self.runs.addItem("no trained run yet", None)
         idx = self.runs.findData(keep) if keep is not None else -1

@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 from engine.crf import CrfParams, crf_available
 from engine.crf.exact import INSTALL_HINT
 from engine.events import ArraysReady, Event
+from engine.project.records import RunRecord
 from engine.project.shapes import Annotation
 from engine.tasks.registry import get_task
 from gui.bridge import EngineBridge, JobHandle
@@ -54,14 +55,14 @@ BACKENDS = (("fast", "fast (torch)"), ("exact", "exact (pydensecrf)"))
 MODES = (("before", "Before CRF"), ("after", "After CRF"), ("split", "Split"))
 
 
-def segmentation_runs(runs: list[dict]) -> list[dict]:
+def segmentation_runs(runs: list[RunRecord]) -> list[RunRecord]:
     """Runs with a checkpoint whose model is a segmentation task."""
     out = []
     for r in runs:
-        if not r.get("checkpoint"):
+        if not r.checkpoint:
             continue
         try:
-            if get_task(str(r.get("model"))).kind == "segmentation":
+            if get_task(r.model).kind == "segmentation":
                 out.append(r)
         except Exception:  # an unknown model name: not ours to show
             continue
@@ -235,7 +236,7 @@ class SegmentationDock(QWidget):
         self.runs.blockSignals(True)
         self.runs.clear()
         for r in reversed(runs):
-            self.runs.addItem(f"run {r['id']} · {r['name'] or r['model']} · {r['status']}", r["id"])
+            self.runs.addItem(f"run {r.id} · {r.name or r.model} · {r.status}", r.id)
         if not self.runs.count():
             self.runs.addItem("no segmentation run yet", None)
         idx = self.runs.findData(keep) if keep is not None else -1

@@ -42,15 +42,15 @@ def tagger_checkpoints(store: Store) -> list[tuple[str, str]]:
     """(label, checkpoint path) of every existing tagger checkpoint of the project, newest run first."""
     out = []
     for r in reversed(store.runs()):
-        if r.get("model") != "tagger":
+        if r.model != "tagger":
             continue
-        ckpts = dict((r.get("summary") or {}).get("checkpoints") or {})
-        if r.get("checkpoint") and "best" not in ckpts:
-            ckpts["best"] = r["checkpoint"]
+        ckpts = dict(r.summary.get("checkpoints") or {})
+        if r.checkpoint and "best" not in ckpts:
+            ckpts["best"] = r.checkpoint
         for kind in ("best", "last"):
             path = ckpts.get(kind)
             if path and Path(path).is_file():
-                out.append((f"run {r['id']} · {r['name'] or r['model']} · {kind}.pt", str(path)))
+                out.append((f"run {r.id} · {r.name or r.model} · {kind}.pt", str(path)))
     return out
 
 

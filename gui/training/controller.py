@@ -97,10 +97,10 @@ class TrainingController(QObject):
         """Offer every run of this project whose last checkpoint exists for 'Continue from'."""
         choices = []
         for run in reversed(self.store.runs() if self.store is not None else []):
-            last = (run.get("summary") or {}).get("checkpoints", {}).get("last", "")
+            summary = run.summary
+            last = summary.get("checkpoints", {}).get("last", "")
             if last and Path(last).is_file():
-                choices.append((f"#{run['id']} {run['name']} · {run['status']} · step "
-                                f"{run['summary'].get('step', '?')}", last))
+                choices.append((f"#{run.id} {run.name} · {run.status} · step {summary.get('step', '?')}", last))
         self.train.set_resume_choices(choices)
 
     def load_settings(self) -> None:

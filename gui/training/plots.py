@@ -43,7 +43,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.events import EpochSummary, RunFinished, StepLosses
-from engine.project.store import Store
+from engine.project.store import Store, StoreError
 from gui.training.run_curves import RunData, plot_kind, run_label
 
 COLORS = {"loss": "#f0f0f0", "loss_objectness": "#e6194b", "loss_rpn_box_reg": "#f58231",
@@ -172,7 +172,7 @@ class PlotsPanel(QWidget):
             combo.clear()
             combo.addItem("—", None)
             for r in reversed(runs):
-                combo.addItem(run_label(r), int(r["id"]))
+                combo.addItem(run_label(r), r.id)
             i = combo.findData(data.run_id) if data is not None else 0
             combo.setCurrentIndex(max(i, 0))
             combo.blockSignals(False)
@@ -187,8 +187,9 @@ class PlotsPanel(QWidget):
             return
         if self.store is None:
             return
-        run = next((r for r in self.store.runs() if int(r["id"]) == run_id), None)
-        if run is None:
+        try:
+            run = self.store.run(int(run_id))
+        except StoreError:
             return
         data = RunData.from_store(self.store, run)
         data.set_smoothing(self._weight())

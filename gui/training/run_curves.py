@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from engine.project.store import Store
+from engine.project.store import RunRecord, Store
 from gui.training.options import SUMMARY_METRICS
 from gui.training.ring_buffer import Series
 
@@ -65,12 +65,12 @@ class RunData:
                 yield self.run_id, split, name, step, epoch, value
 
     @staticmethod
-    def from_store(store: Store, run: dict) -> RunData:
-        data = RunData(int(run["id"]), run_label(run))
-        for step, epoch, split, name, value in store.metrics(int(run["id"])):
+    def from_store(store: Store, run: RunRecord) -> RunData:
+        data = RunData(run.id, run_label(run))
+        for step, epoch, split, name, value in store.metrics(run.id):
             data.add(split, name, step, epoch, value)
-        data.status = str(run.get("status", ""))
-        summary = run.get("summary") or {}
+        data.status = run.status or ""
+        summary = run.summary
         best = summary.get("best") or {}
         if best.get("step") is not None:
             data.best_step = float(best["step"])
@@ -81,6 +81,5 @@ class RunData:
         return data
 
 
-def run_label(run: dict) -> str:
-    name = run.get("name") or ""
-    return f"#{run['id']} {name} · {run.get('status', '')}".replace("  ", " ")
+def run_label(run: RunRecord) -> str:
+    return f"#{run.id} {run.name or ''} · {run.status or ''}".replace("  ", " ")

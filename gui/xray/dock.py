@@ -62,11 +62,12 @@ class XrayDock(QWidget):
         self.runs.addItem(UNTRAINED, None)
         if store is not None:
             for r in reversed(store.runs()):
-                if r["checkpoint"]:
-                    label = f"run {r['id']} · {r['name'] or r['model']} · {r['status']}"
-                    if "map50" in r["summary"]:
-                        label += f" · mAP@.5 {r['summary']['map50']:.2f}"
-                    self.runs.addItem(label, r["id"])
+                if r.checkpoint:
+                    label = f"run {r.id} · {r.name or r.model} · {r.status}"
+                    summary = r.summary
+                    if "map50" in summary:
+                        label += f" · mAP@.5 {summary['map50']:.2f}"
+                    self.runs.addItem(label, r.id)
         idx = self.runs.findData(keep) if keep is not None else (1 if self.runs.count() > 1 else 0)
         self.runs.setCurrentIndex(max(0, idx))
         self.runs.blockSignals(False)

@@ -30,8 +30,8 @@ def test_train_eval_predict(demo_copy, capsys) -> None:
     assert "%" in cap.err  # the progress bar went to stderr
     with Store(demo_copy) as store:
         run = store.run(res["run_id"])
-        assert run["status"] == "finished" and run["summary"]["stop_reason"] == "time_limit"
-        assert run["config"]["max_minutes"] == 0.001 and run["config"]["augment_color"] is False
+        assert run.status == "finished" and run.summary["stop_reason"] == "time_limit"
+        assert run.config["max_minutes"] == 0.001 and run.config["augment_color"] is False
         assert any(r[3] == "map50" for r in store.metrics(res["run_id"]))
         manual = len(store.annotations())
 

@@ -67,5 +67,5 @@ def test_two_fold_cv_of_the_tiny_model_reports_mean_and_std(demo_copy, capsys, t
     values = [f["value"] for f in c["folds"]]
     assert c["mean"] == pytest.approx(sum(values) / 2)
     assert c["std"] == pytest.approx(abs(values[0] - values[1]) / 2 ** 0.5)
-    assert len(runs) == 2 and all(r["name"].startswith("cv2-c0-f") for r in runs)
+    assert len(runs) == 2 and all(r.name.startswith("cv2-c0-f") for r in runs)
     assert res["retrain"].startswith("anchorlab train --project") and "--optimizer sgd" in res["retrain"]

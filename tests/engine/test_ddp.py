@@ -36,7 +36,7 @@ def test_torchrun_two_ranks_agree_on_the_weights(demo_copy, tmp_path) -> None:
     assert r0["sha1"] == r1["sha1"] and r0["sum"] == r1["sum"]
     with Store(demo_copy) as store:
         runs = store.runs()
-    assert len(runs) == 1 and runs[0]["status"] == "finished"  # only rank 0 wrote to the store
+    assert len(runs) == 1 and runs[0].status == "finished"  # only rank 0 wrote to the store
     assert sorted(p.name for p in (demo_copy / "runs" / str(res["run_id"])).iterdir()) == ["last.pt"]
 
 

@@ -260,7 +260,7 @@ def test_short_run_trains_records_the_options_and_rebuilds_the_same_model(demo_c
         assert set(e.losses) >= STATS
         assert e.losses["loss"] == pytest.approx(sum(v for k, v in e.losses.items() if k.startswith("loss_")))
     with Store(demo_copy) as store:
-        run_cfg = store.run(result["run_id"])["config"]
+        run_cfg = store.run(result["run_id"]).config
         assert any(name.startswith("stat_") for _, _, _, name, _ in store.metrics(result["run_id"]))
     ckpt = load_checkpoint(result["last_checkpoint"])
     for k, v in options.items():

@@ -94,7 +94,7 @@ def test_time_budget_alone_trains_for_the_budget(demo_copy, capsys) -> None:
     res = train_job(cfg.to_dict(), sink, CancelToken())
     assert sink.of(RunStarted)[0].total_steps == 0  # open-ended: the budget decides
     with Store(demo_copy) as store:
-        assert store.run(res["run_id"])["summary"]["stop_reason"] == "time_limit"
+        assert store.run(res["run_id"]).summary["stop_reason"] == "time_limit"
     assert res["status"] == "finished" and res["step"] == res["epoch"] + 1  # 1 step an epoch, every epoch run
     lrs = [e.lr for e in sink.of(StepLosses)]
     assert lrs[0] == pytest.approx(cfg.lr, rel=0.05) and lrs[-1] < 0.3 * cfg.lr  # cosine over the time budget

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from engine.project.records import RunRecord
 from engine.project.schema import SCHEMA_VERSION, migrate, version_of
 from engine.project.shapes import Annotation, Box, Mask, Polygon, instances
 from engine.project.store import DB_NAME, Store, StoreError
@@ -104,7 +105,22 @@ def test_migration_from_v1_keeps_data(tmp_path: Path) -> None:
         (ann,) = s.annotations(1)
         assert ann.geometry.xyxy.tolist() == [1, 2, 3, 4] and ann.group_id is None and ann.attributes == {}
         run = s.create_run("r", "faster_rcnn", {"epochs": 1})  # table added by the migration
-        assert s.run(run)["config"] == {"epochs": 1}
+        assert s.run(run).config == {"epochs": 1}
+
+
+def test_run_records_are_typed_and_looked_up_by_id(tmp_path: Path) -> None:
+    s, _, _ = _store(tmp_path)
+    first = s.create_run("a", "faster_rcnn", {"epochs": 1})
+    second = s.create_run("b", "yolo_v1", {"epochs": 2})
+    s.update_run(second, status="finished", checkpoint="runs/2/best.pt", summary={"step": 3})
+    runs = s.runs()
+    assert [r.id for r in runs] == [first, second] and all(isinstance(r, RunRecord) for r in runs)
+    got = s.run(second)
+    assert got == runs[1] and got.model == "yolo_v1" and got.config == {"epochs": 2}
+    assert got.status == "finished" and got.checkpoint == "runs/2/best.pt" and got.summary == {"step": 3}
+    with pytest.raises(StoreError, match=f"no run with id {second + 1}"):
+        s.run(second + 1)
+    s.close()
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:

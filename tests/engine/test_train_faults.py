@@ -58,7 +58,7 @@ def test_stop_mid_epoch_then_resume_continues_the_step_count(demo_copy) -> None:
     _, model, _, _, meta = load_model(last)
     assert meta["step"] == out["step"] and raw["epoch_batches"] == out["step"]
     with Store(demo_copy) as store:
-        assert store.run(out["run_id"])["status"] == "stopped"
+        assert store.run(out["run_id"]).status == "stopped"
 
     resumed = Collector()
     res = train_job(_cfg(demo_copy, epochs=2, max_images=12, resume=last).to_dict(), resumed, CancelToken())
@@ -86,9 +86,9 @@ def test_injected_nan_stops_the_run_and_keeps_the_last_checkpoint(demo_copy) -> 
     assert [e.step for e in sink.of(StepLosses)] == [1, 2]
     with Store(demo_copy) as store:
         run = store.runs()[-1]
-    assert run["status"] == "failed" and run["summary"]["message"] == msg
-    ckpt = torch.load(run["checkpoint"], map_location="cpu", weights_only=True)
-    assert run["checkpoint"].endswith("last.pt") and ckpt["step"] == 2
+    assert run.status == "failed" and run.summary["message"] == msg
+    ckpt = torch.load(run.checkpoint, map_location="cpu", weights_only=True)
+    assert run.checkpoint.endswith("last.pt") and ckpt["step"] == 2
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
 
 
@@ -102,7 +102,7 @@ def test_out_of_memory_is_reported_with_a_hint(demo_copy) -> None:
                                             r"or smaller images \(input size 60000"):
         train_job(cfg.to_dict(), Collector(), CancelToken())
     with Store(demo_copy) as store:
-        assert store.runs()[-1]["status"] == "failed"
+        assert store.runs()[-1].status == "failed"
 
 
 def test_unreadable_and_missing_images_are_reported_before_training(demo_copy) -> None:

@@ -48,8 +48,8 @@ def test_overfit_one_batch_loss_falls(demo_copy) -> None:
     with Store(demo_copy) as store:
         run = store.run(result["run_id"])
         rows = store.metrics(result["run_id"])
-    assert run["status"] == "finished" and run["checkpoint"] == result["checkpoint"]
-    assert run["config"]["overfit_one_batch"] is True
+    assert run.status == "finished" and run.checkpoint == result["checkpoint"]
+    assert run.config["overfit_one_batch"] is True
     train_loss = [r for r in rows if r[2] == "train" and r[3] == "loss"]
     assert [r[0] for r in train_loss] == list(range(1, 21))
     assert any(r[2] == "val" and r[3] == "map50" for r in rows)

@@ -83,7 +83,7 @@ def test_two_fold_cv_from_the_form_fills_the_table_and_retrains_the_best(qtbot, 
     assert [float(t) for t in (column_texts(cv.table, 3)[best], column_texts(cv.table, 4)[best])] == pytest.approx(
         [f["value"] for f in res["configs"][best]["folds"]], abs=1e-3)
     with Store(win.session.root) as store:
-        assert sum(r["name"].startswith("cv2-") for r in store.runs()) == 4
+        assert sum(r.name.startswith("cv2-") for r in store.runs()) == 4
     # the fold runs are listed for evaluation
     assert win.evaluation.panel.model_combo.count() >= 4
     # retrain the best on all data: an ordinary run on the train lane
@@ -97,11 +97,11 @@ def test_two_fold_cv_from_the_form_fills_the_table_and_retrains_the_best(qtbot, 
     with Store(win.session.root) as store:
         runs = store.runs()
     retrained = runs[-1]
-    assert retrained["name"] == f"cv best (candidate {best + 1})"
-    assert retrained["config"]["train_ids"] == [] and retrained["config"]["backbone"] == "tiny"
+    assert retrained.name == f"cv best (candidate {best + 1})"
+    assert retrained.config["train_ids"] == [] and retrained.config["backbone"] == "tiny"
     for key, value in res["configs"][best]["config"].items():
-        assert retrained["config"][key] == value
-    assert cv.status.text().startswith(f"retrained: run {retrained['id']}")
+        assert retrained.config[key] == value
+    assert cv.status.text().startswith(f"retrained: run {retrained.id}")
 
 
 def test_the_form_refuses_bad_json_and_bad_options(qtbot, win) -> None:

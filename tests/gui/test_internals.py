@@ -127,7 +127,7 @@ def test_hovering_a_cell_draws_its_receptive_field(qtbot, win, trained):
     with Store(trained[0]) as s:
         rec = s.image(win.session.image_id)
         image = read_rgb(s.image_path(rec))
-        ckpt = s.run(trained[1])["checkpoint"]
+        ckpt = s.run(trained[1]).checkpoint
     _, model, _, _, _ = load_model(ckpt if Path(ckpt).is_absolute() else trained[0] / ckpt)
     fm = feature_map(model, image, "backbone.stages.1")
     assert np.allclose(boxes[0], fm.cell_box(i, j), atol=1e-3)  # the receptive field, original pixels

@@ -33,7 +33,7 @@ def trained(demo_project: Path, tmp_path_factory: pytest.TempPathFactory) -> tup
                       run_name="tiny seg")
     run_id = int(train_job(cfg.to_dict(), lambda event: None, CancelToken())["run_id"])
     with Store(root) as s:
-        path = Path(s.run(run_id)["checkpoint"])
+        path = Path(s.run(run_id).checkpoint)
         path = path if path.is_absolute() else root / path
     ck = torch.load(path, weights_only=True)
     last = max((k for k in ck["model"] if k.startswith("net.classifier.") and k.endswith(".weight")),

@@ -148,10 +148,10 @@ def test_start_pause_resume_stop_a_real_run_while_the_gui_stays_responsive(rig, 
     assert rig.train.state == "idle" and not rig.controller.running
     assert len(ticks) - ticks_at_first_point >= 50  # the GUI timer kept firing while the job trained
     run = rig.store.runs()[-1]
-    assert run["status"] == "stopped" and "stopped" in messages(rig.train)
-    ckpt = torch.load(run["summary"]["checkpoints"]["last"], weights_only=True)
+    assert run.status == "stopped" and "stopped" in messages(rig.train)
+    ckpt = torch.load(run.summary["checkpoints"]["last"], weights_only=True)
     assert ckpt["step"] >= paused_at
-    assert rig.plots.run_combo.currentData() == run["id"]
+    assert rig.plots.run_combo.currentData() == run.id
 
 
 def test_a_run_to_the_end_plots_validation_and_lists_the_run(rig, qtbot):
@@ -163,10 +163,10 @@ def test_a_run_to_the_end_plots_validation_and_lists_the_run(rig, qtbot):
     assert points(rig.plots, "train", "loss") == 3
     assert points(rig.plots, "val", "loss") == 1 and points(rig.plots, "val", "map50") == 1
     run = rig.store.runs()[-1]
-    assert run["status"] == "finished" and "run finished" in messages(rig.train)
+    assert run.status == "finished" and "run finished" in messages(rig.train)
     assert rig.train.progress.value() == 3
     # the finished run, loaded back from the store, gives the same curve
-    rig.plots.show_run(run["id"], "compare")
+    rig.plots.show_run(run.id, "compare")
     rig.plots.redraw()
     a = rig.plots.curve("train", "loss", "main").getOriginalDataset()
     b = rig.plots.curve("train", "loss", "compare").getOriginalDataset()
@@ -175,8 +175,8 @@ def test_a_run_to_the_end_plots_validation_and_lists_the_run(rig, qtbot):
 
     # continue the finished run from its last checkpoint: the step count and the curves go on
     combo = rig.train.resume_combo
-    assert combo.findData(run["summary"]["checkpoints"]["last"]) > 0
-    combo.setCurrentIndex(combo.findData(run["summary"]["checkpoints"]["last"]))
+    assert combo.findData(run.summary["checkpoints"]["last"]) > 0
+    combo.setCurrentIndex(combo.findData(run.summary["checkpoints"]["last"]))
     rig.train.fields["epochs"].setValue(2)
     rig.train.set_config({**rig.train.config(), "max_steps": 5})
     with qtbot.waitSignal(rig.bridge.job_done, timeout=90_000) as done:
@@ -185,7 +185,7 @@ def test_a_run_to_the_end_plots_validation_and_lists_the_run(rig, qtbot):
     rig.plots.redraw()
     x, _ = rig.plots.curve("train", "loss").getOriginalDataset()
     np.testing.assert_array_equal(x, [1, 2, 3, 4, 5])
-    assert rig.store.runs()[-1]["id"] == run["id"] and rig.train.progress.value() == 5
+    assert rig.store.runs()[-1].id == run.id and rig.train.progress.value() == 5
 
 
 class InjectNaN(Hook):

@@ -34,7 +34,7 @@ def yolo_run(demo_project: Path, tmp_path_factory: pytest.TempPathFactory) -> tu
                       run_name="tiny yolo", extra={"yolo_S": 7})
     run_id = int(train_job(cfg.to_dict(), lambda event: None, CancelToken())["run_id"])
     with Store(root) as s:
-        assert s.run(run_id)["checkpoint"]
+        assert s.run(run_id).checkpoint
         image_id = next(im.id for im in s.images("train") if len(s.annotations(im.id)) >= 2)
     return root, run_id, image_id
 
