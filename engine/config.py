@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, fields
-from typing import Literal, get_args, get_type_hints
+from typing import Any, Literal, TypeVar, get_args, get_type_hints
 
 Optimizer = Literal["sgd", "adamw"]
 Norm = Literal["auto", "bn", "frozen", "gn"]
@@ -31,6 +31,18 @@ MODEL_OPTIONS = ("roi_samples", "rpn_loss", "roi_loss", "ohem_k", "focal_alpha",
 
 class ConfigError(ValueError):
     """An option has a value that cannot work; ``str(e)`` names the option and the reason."""
+
+
+D = TypeVar("D")
+
+
+def strict_from_dict(cls: type[D], d: dict[str, Any], what: str, error: type[ValueError] = ValueError) -> D:
+    """``cls(**d)`` for a dataclass; missing keys take the defaults, unknown keys raise ``error`` naming them
+    (an option or a saved spec key is never ignored silently)."""
+    unknown = sorted(set(d) - {f.name for f in fields(cls)})
+    if unknown:
+        raise error(f"unknown {what}: {', '.join(unknown)}")
+    return cls(**d)
 
 
 @dataclass
@@ -96,11 +108,7 @@ class TrainConfig:
 
     @staticmethod
     def from_dict(d: dict) -> TrainConfig:
-        known = {f.name for f in fields(TrainConfig)}
-        unknown = set(d) - known
-        if unknown:
-            raise ConfigError(f"unknown training options: {', '.join(sorted(unknown))}")
-        return TrainConfig(**d)
+        return strict_from_dict(TrainConfig, d, "training options", ConfigError)
 
     def validate(self) -> TrainConfig:
         """Raise ConfigError naming the first option that cannot work; returns self."""

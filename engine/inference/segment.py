@@ -91,13 +91,9 @@ def _checkpoint(store: Store, config: dict) -> str:
     if run in (None, ""):
         raise InferenceError("give a checkpoint file or a run id")
     try:
-        r = store.run(int(run))
+        return str(store.run_checkpoint(int(run)))
     except (StoreError, ValueError) as e:
         raise InferenceError(f"run: {e}") from e
-    if not r.checkpoint:
-        raise InferenceError(f"run {run} has no checkpoint yet")
-    ck = Path(r.checkpoint)
-    return str(ck if ck.is_absolute() else store.root / ck)
 
 
 def crf_options(config: dict) -> tuple[str, CrfParams]:

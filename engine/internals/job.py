@@ -57,13 +57,9 @@ def checkpoint_of(store: Store, config: dict) -> str:
     if run in (None, ""):
         raise InternalsError("checkpoint: give a checkpoint file or a run id")
     try:
-        r = store.run(int(run))
+        return str(store.run_checkpoint(int(run)))
     except (StoreError, ValueError) as e:
         raise InternalsError(f"run: {e}") from e
-    if not r.checkpoint:
-        raise InternalsError(f"run: run {run} has no checkpoint yet")
-    ckpt = Path(r.checkpoint)
-    return str(ckpt if ckpt.is_absolute() else store.root / ckpt)
 
 
 def target_of(config: dict) -> Target:

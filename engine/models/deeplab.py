@@ -28,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -36,6 +36,8 @@ from torch import nn
 from torch.nn import functional as F
 from torchvision.models import MobileNet_V3_Large_Weights, ResNet50_Weights, segmentation
 from torchvision.models.segmentation.deeplabv3 import ASPP, ASPPPooling, DeepLabV3
+
+from engine.config import strict_from_dict
 
 BACKBONES = ("tiny", "mobilenet_v3_large", "resnet50")
 IGNORE_INDEX = 255
@@ -62,9 +64,8 @@ class DeeplabSpec:
 
     @staticmethod
     def from_dict(d: dict) -> DeeplabSpec:
-        """Inverse of ``to_dict``; missing keys take the defaults, unknown keys are ignored."""
-        known = {f.name for f in fields(DeeplabSpec)}
-        return DeeplabSpec(**{k: v for k, v in d.items() if k in known})
+        """Inverse of ``to_dict``; missing keys take the defaults, unknown keys raise ValueError."""
+        return strict_from_dict(DeeplabSpec, d, "DeepLab spec keys")
 
     def validate(self) -> DeeplabSpec:
         """Raise ValueError (one line) naming the first field that cannot work; returns self."""

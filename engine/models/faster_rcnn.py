@@ -24,6 +24,7 @@ from torchvision.models.detection.backbone_utils import _mobilenet_extractor, _r
 from torchvision.models.detection.faster_rcnn import FasterRCNN, FastRCNNPredictor, TwoMLPHead
 from torchvision.ops.misc import FrozenBatchNorm2d
 
+from engine.config import strict_from_dict
 from engine.models.backbones import TinyFPNBackbone, tiny_anchor_sizes
 from engine.models.frcnn_heads import LossOptions, install_loss_heads
 
@@ -69,11 +70,7 @@ class DetectorSpec:
         d = dict(d)
         d["anchor_sizes"] = tuple(tuple(int(v) for v in s) for s in d.get("anchor_sizes", tiny_anchor_sizes()))
         d["aspect_ratios"] = tuple(float(v) for v in d.get("aspect_ratios", DetectorSpec().aspect_ratios))
-        known = set(DetectorSpec.__dataclass_fields__)
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown detector spec fields: {', '.join(sorted(unknown))}")
-        return DetectorSpec(**d)
+        return strict_from_dict(DetectorSpec, d, "detector spec fields")
 
 
 def build_faster_rcnn(spec: DetectorSpec) -> tuple[FasterRCNN, list[str]]:

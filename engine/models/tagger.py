@@ -9,7 +9,7 @@ image has exactly one tag), trained with cross-entropy.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +17,7 @@ from torch import nn
 from torchvision import models
 from torchvision.ops import sigmoid_focal_loss
 
+from engine.config import strict_from_dict
 from engine.models.faster_rcnn import hub_checkpoint_dir, local_weights_file
 
 TAGGER_BACKBONES = ("tiny", "resnet18", "mobilenet_v3_small")
@@ -44,15 +45,11 @@ class TaggerSpec:
 
     @staticmethod
     def from_dict(d: dict) -> TaggerSpec:
-        known = {f.name for f in fields(TaggerSpec)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown tagger spec keys: {', '.join(unknown)}")
         d = dict(d)
         for key in ("pos_weight", "thresholds"):
             if d.get(key) is not None:
                 d[key] = [float(v) for v in d[key]]
-        return TaggerSpec(**d)
+        return strict_from_dict(TaggerSpec, d, "tagger spec keys")
 
     def validate(self) -> None:
         """Raise ValueError with a one-line reason if the spec cannot be built or trained."""

@@ -20,12 +20,13 @@ decoding: ``engine.models.yolo_v1_boxes``.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 from torchvision.models import ResNet18_Weights, resnet18
 
+from engine.config import strict_from_dict
 from engine.models.backbones import make_norm
 from engine.models.faster_rcnn import hub_checkpoint_dir, local_weights_file
 
@@ -88,11 +89,7 @@ class YoloSpec:
     @staticmethod
     def from_dict(d: dict) -> YoloSpec:
         """Inverse of to_dict; missing keys take the dataclass defaults, unknown keys raise ValueError."""
-        known = {f.name for f in fields(YoloSpec)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown YoloSpec keys: {sorted(unknown)}")
-        return YoloSpec(**d)
+        return strict_from_dict(YoloSpec, d, "YoloSpec keys")
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:

@@ -22,12 +22,13 @@ per image), so a checkpoint rebuilds exactly the detector that was trained.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.config import strict_from_dict
 from engine.models.yolo_v1 import YoloSpec, YoloV1, build_yolo_v1
 from engine.models.yolo_v1_boxes import decode_predictions, encode_targets, stack_targets
 from engine.models.yolo_v1_loss import yolo_v1_loss
@@ -58,11 +59,7 @@ class YoloDetectorSpec(YoloSpec):
     @staticmethod
     def from_dict(d: dict) -> YoloDetectorSpec:
         """Inverse of to_dict; missing keys take the defaults, unknown keys raise ValueError."""
-        known = {f.name for f in fields(YoloDetectorSpec)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown YOLOv1 spec keys: {sorted(unknown)}")
-        return YoloDetectorSpec(**d)
+        return strict_from_dict(YoloDetectorSpec, d, "YOLOv1 spec keys")
 
 
 class YoloV1Detector(nn.Module):

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.project.dbfile import StoreError
@@ -46,6 +47,7 @@ class RecordsMixin:
 
     if TYPE_CHECKING:  # provided by Store
         conn: sqlite3.Connection
+        root: Path
 
         def transaction(self) -> AbstractContextManager[sqlite3.Connection]: ...
 
@@ -74,6 +76,15 @@ class RecordsMixin:
         if row is None:
             raise StoreError(f"no run with id {run_id}")
         return RunRecord.from_row(row)
+
+    def run_checkpoint(self, run_id: int) -> Path:
+        """The absolute path of run ``run_id``'s checkpoint (its best, else last, weights); StoreError when
+        there is no such run or it has written none yet."""
+        r = self.run(run_id)
+        if not r.checkpoint:
+            raise StoreError(f"run {run_id} has no checkpoint yet (status {r.status!r})")
+        p = Path(r.checkpoint)
+        return p if p.is_absolute() else self.root / p
 
     def add_metrics(self, run_id: int, rows: Iterable[tuple[int, int, str, str, float]]) -> None:
         """Append (step, epoch, split, name, value) rows."""

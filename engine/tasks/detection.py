@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from engine.data.dataset import collate
 from engine.data.tensors import image_tensor
 from engine.eval.detection import ImageDetections, ImageTargets, coco_map
 from engine.jobs import CancelToken
@@ -44,3 +45,18 @@ def predict_boxes(model: nn.Module, images: list[np.ndarray], device: torch.devi
         outs = model([image_tensor(im, device) for im in images])
     return [{"boxes": o["boxes"].cpu().numpy().astype(np.float32), "scores": o["scores"].cpu().numpy(),
              "labels": o["labels"].cpu().numpy().astype(np.int64)} for o in outs]
+
+
+class DetectionMethods:
+    """The box detectors' shared ``collate``, ``evaluate`` (COCO mAP) and ``predict`` (boxes in original
+    pixels), mixed into their tasks (Faster R-CNN, YOLOv1)."""
+
+    def collate(self, batch: list[tuple[torch.Tensor, dict]]) -> tuple[list[torch.Tensor], list[dict]]:
+        return collate(batch)
+
+    def evaluate(self, model: nn.Module, loader: DataLoader, device: torch.device,
+                 cancel: CancelToken | None) -> dict[str, float]:
+        return coco_evaluate(model, loader, device, cancel)
+
+    def predict(self, model: nn.Module, images: list[np.ndarray], device: torch.device) -> list[dict[str, Any]]:
+        return predict_boxes(model, images, device)

@@ -14,21 +14,18 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from engine.config import MODEL_OPTIONS, TrainConfig
-from engine.data.dataset import DetectionDataset, SampleRecord, collate, size_from_data
+from engine.data.dataset import DetectionDataset, SampleRecord, size_from_data
 from engine.data.transforms import train_transform
 from engine.eval.detection import STAT_NAMES
-from engine.jobs import CancelToken
 from engine.models.faster_rcnn import BACKBONES, DetectorSpec, build_faster_rcnn, resolve_backbone_options
 from engine.models.frcnn_heads import step_stats
 from engine.project.store import Store
 from engine.tasks.base import LabelSpace, TaskDataError
-from engine.tasks.detection import coco_evaluate, predict_boxes
+from engine.tasks.detection import DetectionMethods
 
 
 def category_space(store: Store, background: bool = True) -> LabelSpace:
@@ -80,7 +77,7 @@ def anchor_options(cfg: TrainConfig) -> dict[str, Any]:
     return out
 
 
-class FasterRCNNTask:
+class FasterRCNNTask(DetectionMethods):
     name = "faster_rcnn"
     kind = "detection"
     backbones = BACKBONES
@@ -126,16 +123,6 @@ class FasterRCNNTask:
                 train: bool) -> Dataset:
         transform = train_transform(cfg) if train and cfg is not None else None
         return DetectionDataset(records, labels.label_map, transform)
-
-    def collate(self, batch: list[tuple[torch.Tensor, dict]]) -> tuple[list[torch.Tensor], list[dict]]:
-        return collate(batch)
-
-    def evaluate(self, model: nn.Module, loader: DataLoader, device: torch.device,
-                 cancel: CancelToken | None) -> dict[str, float]:
-        return coco_evaluate(model, loader, device, cancel)
-
-    def predict(self, model: nn.Module, images: list[np.ndarray], device: torch.device) -> list[dict[str, Any]]:
-        return predict_boxes(model, images, device)
 
 
 TASK = FasterRCNNTask()

@@ -31,20 +31,19 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from engine.config import TrainConfig
-from engine.data.dataset import DetectionDataset, SampleRecord, collate
+from engine.data.dataset import DetectionDataset, SampleRecord
 from engine.data.yolo_transforms import yolo_train_transform
 from engine.eval.detection import STAT_NAMES
-from engine.jobs import CancelToken
 from engine.models.yolo_v1 import BACKBONES, CLASS_LOSSES, HEADS
 from engine.models.yolo_v1_boxes import encode_targets
 from engine.models.yolo_v1_detector import YoloDetectorSpec, build_yolo_detector
 from engine.project.shapes import instances
 from engine.project.store import Store
 from engine.tasks.base import LabelSpace
-from engine.tasks.detection import coco_evaluate, predict_boxes
+from engine.tasks.detection import DetectionMethods
 from engine.tasks.faster_rcnn import category_space, check_has_objects
 
 DEFAULT_INPUT_SIZE = 448  # the paper's; CPU users pass --min-size 256 (or 224)
@@ -128,7 +127,7 @@ def count_dropped(records: list[SampleRecord], labels: LabelSpace, spec: YoloDet
     return dropped, total, images
 
 
-class YoloV1Task:
+class YoloV1Task(DetectionMethods):
     name = "yolo_v1"
     kind = "detection"
     backbones = BACKBONES
@@ -167,16 +166,6 @@ class YoloV1Task:
                 train: bool) -> Dataset:
         transform = yolo_train_transform(cfg) if train and cfg is not None else None
         return DetectionDataset(records, labels.label_map, transform)
-
-    def collate(self, batch: list[tuple[torch.Tensor, dict]]) -> tuple[list[torch.Tensor], list[dict]]:
-        return collate(batch)
-
-    def evaluate(self, model: nn.Module, loader: DataLoader, device: torch.device,
-                 cancel: CancelToken | None) -> dict[str, float]:
-        return coco_evaluate(model, loader, device, cancel)
-
-    def predict(self, model: nn.Module, images: list[np.ndarray], device: torch.device) -> list[dict[str, Any]]:
-        return predict_boxes(model, images, device)
 
 
 TASK = YoloV1Task()

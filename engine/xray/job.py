@@ -109,13 +109,9 @@ def resolve_checkpoint(store: Store, config: dict) -> str | None:
     if run in (None, "", 0):
         return None
     try:
-        r = store.run(int(run))
+        return str(store.run_checkpoint(int(run)))
     except (StoreError, ValueError) as e:
         raise XrayError(f"run: {e}") from e
-    if not r.checkpoint:
-        raise XrayError(f"run: run {run} has no checkpoint yet (status {r.status!r})")
-    ckpt = Path(r.checkpoint)
-    return str(ckpt if ckpt.is_absolute() else store.root / ckpt)
 
 
 def xray_job(config: dict, sink: Sink, cancel: CancelToken) -> dict:

@@ -13,8 +13,6 @@ review actions are in ``review_actions``, Pre-label… and Sort by uncertainty i
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from PySide6.QtCore import QObject, QPointF, Qt, QTimer, Signal
 from PySide6.QtGui import QUndoStack
 from PySide6.QtWidgets import QListWidgetItem
@@ -228,11 +226,7 @@ class AssistFeature(QObject, ReviewActions, BatchActions):
     def checkpoint_of(self, run_id: int) -> str:
         store = self.session.store
         assert store is not None
-        ckpt = store.run(int(run_id)).checkpoint
-        if not ckpt:
-            raise StoreError(f"run {run_id} has no checkpoint yet")
-        p = Path(ckpt)
-        return str(p if p.is_absolute() else store.root / p)
+        return str(store.run_checkpoint(int(run_id)))
 
     def set_run(self, run_id: int | None) -> None:
         """Make ``run_id``'s checkpoint the assistant (None: no assistant); the model loads on first use."""

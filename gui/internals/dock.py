@@ -19,7 +19,7 @@ Nothing here runs a model or reads metrics on the GUI thread.
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -35,7 +35,8 @@ from PySide6.QtWidgets import (
 )
 
 from engine.events import ArraysReady, Event
-from gui.bridge import EngineBridge, JobHandle
+from gui.bridge import EngineBridge
+from gui.dock_feature import ImageJobPanel
 from gui.internals.arrays import cell_rf_box, cell_step_box, pair_text, shape_text
 from gui.internals.bn_view import BNStatsView
 from gui.internals.feature_grid import FeatureGridPanel
@@ -52,27 +53,21 @@ def _num(v: object, digits: int = 1) -> str:
     return f"{float(v):.{digits}f}".rstrip("0").rstrip(".")
 
 
-class InternalsDock(QWidget):
+class InternalsDock(ImageJobPanel):
     """See the module docstring. ``arrays``/``meta``: the result on screen; ``handle``: the newest job."""
 
     result_shown = Signal(dict)  # meta of the result now drawn
+    job = inspect_job
+    lane = LANE
+    no_run_text = "train a model first: the dock looks inside a trained run's checkpoint"
 
     def __init__(self, session: Session, bridge: EngineBridge | None, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.session, self.bridge = session, bridge
+        super().__init__(session, bridge, DEBOUNCE_MS, parent)
         self.overlays = InternalsOverlays()
         self.arrays: dict | None = None
         self.meta: dict = {}
-        self.handle: JobHandle | None = None
-        self.submitted = 0  # jobs submitted (tests, status)
         self.layer: str | None = None  # None: the engine's default layer
         self.target: int | None = None  # None: the engine's default target
-        self.active = False
-        self._dirty = True
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(DEBOUNCE_MS)
-        self._timer.timeout.connect(self._on_debounced)
         self._build()
         self.overlays.set_shown(False)
 
@@ -170,69 +165,24 @@ class InternalsDock(QWidget):
         if self.active and self._dirty:
             self.schedule()
 
-    def project(self) -> str | None:
-        store = self.session.store
-        return str(store.root) if store is not None else None
-
-    def run_id(self) -> int | None:
-        d = self.runs.currentData()
-        return None if d is None else int(d)
-
     def refresh_runs(self) -> None:
         """Runs with a checkpoint (Model) and every run (BatchNorm), newest first; keeps the choice if it can."""
         store = self.session.store
         runs = store.runs() if store is not None else []
-        keep = self.run_id()
-        self.runs.blockSignals(True)
-        self.runs.clear()
-        for r in reversed(runs):
-            if r.checkpoint:
-                self.runs.addItem(f"run {r.id} · {r.name or r.model} · {r.status}", r.id)
-        if not self.runs.count():
-            self.runs.addItem("no trained run yet", None)
-        idx = self.runs.findData(keep) if keep is not None else -1
-        self.runs.setCurrentIndex(max(0, idx))
-        self.runs.blockSignals(False)
+        keep = self.fill_runs((r for r in runs if r.checkpoint), "no trained run yet")
         self.bn.set_runs(self.project(), runs)
         if self.run_id() != keep:
             self._reset_model()
 
     # -- requests -------------------------------------------------------------------------------
-    def schedule(self) -> None:
-        """Recompute after a short pause (debounced: image flips and quick clicks cost one job)."""
-        self._dirty = True
-        self._timer.start()
-
-    def _on_debounced(self) -> None:
-        self.submit()
-
     def config(self) -> dict | None:
         project, image, run = self.project(), self.session.image_id, self.run_id()
         if not project or image is None or run is None:
             return None
         return {"project": project, "image": int(image), "run": run, "layer": self.layer, "target": self.target}
 
-    def submit(self) -> JobHandle | None:
-        """Submit ``inspect_job`` for the current image, run, layer and target now (None when nothing to do)."""
-        self._timer.stop()
-        if not self.active:
-            self._dirty = True
-            return None
-        cfg = self.config()
-        if self.handle is not None and not self.handle.done:
-            self.handle.cancel()
-        self._dirty = False
-        if cfg is None or self.bridge is None:
-            self.handle = None
-            self.status.setText("open an image" if self.run_id() is not None
-                                else "train a model first: the dock looks inside a trained run's checkpoint")
-            return None
-        self.handle = h = self.bridge.submit(inspect_job, cfg, lane=LANE)
-        self.submitted += 1
-        h.event.connect(self._on_job_event)
-        h.failed.connect(self._on_job_failed)
-        self.status.setText("computing feature maps and Grad-CAM…")
-        return h
+    def busy_text(self) -> str:
+        return "computing feature maps and Grad-CAM…"
 
     def _on_job_event(self, e: Event) -> None:
         if self.handle is None or e.job != self.handle.id:

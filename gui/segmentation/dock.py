@@ -20,7 +20,7 @@ Computes only while the dock is on screen (``set_active``); the canvas layers hi
 from __future__ import annotations
 
 import torch
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
@@ -41,7 +41,8 @@ from engine.events import ArraysReady, Event
 from engine.project.records import RunRecord
 from engine.project.shapes import Annotation
 from engine.tasks.registry import get_task
-from gui.bridge import EngineBridge, JobHandle
+from gui.bridge import EngineBridge
+from gui.dock_feature import ImageJobPanel
 from gui.segmentation.commands import AcceptMasks
 from gui.segmentation.jobs import segment_view_job
 from gui.segmentation.overlay import Z_UNCERTAINTY, SplitLayer
@@ -74,28 +75,22 @@ def default_backend() -> str:
     return "exact" if crf_available() and not torch.cuda.is_available() else "fast"
 
 
-class SegmentationDock(QWidget):
+class SegmentationDock(ImageJobPanel):
     """The dock's panel (module docstring). ``result_shown(meta)`` after each drawn result."""
 
     result_shown = Signal(dict)
+    job = segment_view_job
+    lane = LANE
+    no_run_text = "train a segmentation model (DeepLab) first: this dock shows its prediction"
 
     def __init__(self, session: Session, bridge: EngineBridge | None, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.session, self.bridge = session, bridge
-        self.handle: JobHandle | None = None
-        self.active = False
-        self.submitted = 0
+        super().__init__(session, bridge, DEBOUNCE_MS, parent)
         self.summaries: list[dict] = []  # the results of the jobs that finished (``predicted`` says if the net ran)
         self.arrays: dict | None = None
         self.meta: dict = {}
         self.params = CrfParams().to_dict()
         self.prediction = SplitLayer("segmentation_prediction")
         self.uncertainty = SplitLayer("segmentation_uncertainty", Z_UNCERTAINTY, draw_line=False)
-        self._dirty = True
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(DEBOUNCE_MS)
-        self._timer.timeout.connect(self._on_debounced)
         self._build()
         self._apply_view()
 
@@ -207,14 +202,6 @@ class SegmentationDock(QWidget):
         if self.active and self._dirty:
             self.schedule()
 
-    def project(self) -> str | None:
-        store = self.session.store
-        return str(store.root) if store is not None else None
-
-    def run_id(self) -> int | None:
-        d = self.runs.currentData()
-        return None if d is None else int(d)
-
     def backend_name(self) -> str:
         return str(self.backend.currentData())
 
@@ -231,30 +218,12 @@ class SegmentationDock(QWidget):
     def refresh_runs(self) -> None:
         """Segmentation runs with a checkpoint, newest first; keeps the choice if it can."""
         store = self.session.store
-        runs = segmentation_runs(store.runs()) if store is not None else []
-        keep = self.run_id()
-        self.runs.blockSignals(True)
-        self.runs.clear()
-        for r in reversed(runs):
-            self.runs.addItem(f"run {r.id} · {r.name or r.model} · {r.status}", r.id)
-        if not self.runs.count():
-            self.runs.addItem("no segmentation run yet", None)
-        idx = self.runs.findData(keep) if keep is not None else -1
-        self.runs.setCurrentIndex(max(0, idx))
-        self.runs.blockSignals(False)
+        keep = self.fill_runs(segmentation_runs(store.runs()) if store is not None else [], "no segmentation run yet")
         if self.run_id() != keep:
             self._clear_result()
             self.schedule()
 
     # -- requests -------------------------------------------------------------------------------
-    def schedule(self) -> None:
-        """Recompute after a short pause (slider drags and image flips cost one job)."""
-        self._dirty = True
-        self._timer.start()
-
-    def _on_debounced(self) -> None:
-        self.submit()
-
     def config(self) -> dict | None:
         project, image, run = self.project(), self.session.image_id, self.run_id()
         if not project or image is None or run is None or self.session.store is None:
@@ -263,28 +232,8 @@ class SegmentationDock(QWidget):
         return {"project": project, "image": int(image), "run": run, "crf": self.backend_name(),
                 "crf_params": dict(self.params), "device": "auto", "colors": colors}
 
-    def submit(self) -> JobHandle | None:
-        """Submit the job for the current image, run, backend and parameters now (None: nothing to do)."""
-        self._timer.stop()
-        if not self.active:
-            self._dirty = True
-            return None
-        cfg = self.config()
-        if self.handle is not None and not self.handle.done:
-            self.handle.cancel()
-        self._dirty = False
-        if cfg is None or self.bridge is None:
-            self.handle = None
-            self.status.setText("open an image" if self.run_id() is not None
-                                else "train a segmentation model (DeepLab) first: this dock shows its prediction")
-            return None
-        self.handle = h = self.bridge.submit(segment_view_job, cfg, lane=LANE)
-        self.submitted += 1
-        h.event.connect(self._on_job_event)
-        h.finished.connect(self._on_job_finished)
-        h.failed.connect(self._on_job_failed)
-        self.status.setText("running the network and the CRF…" if self.arrays is None else "running the CRF…")
-        return h
+    def busy_text(self) -> str:
+        return "running the network and the CRF…" if self.arrays is None else "running the CRF…"
 
     def _on_job_event(self, e: Event) -> None:
         if self.handle is None or e.job != self.handle.id:

@@ -38,6 +38,7 @@ from engine.events import ArraysReady, Event
 from engine.xray.capture import XrayCapture
 from engine.xray.job import xray_job
 from gui.bridge import EngineBridge, JobHandle
+from gui.widgets.forms import slider_row
 from gui.xray.layers import LABEL_FILTERS, LAYERS, XrayLayers
 from gui.xray.yolo_layers import is_yolo_capture
 from gui.xray.yolo_panel import YoloPanel
@@ -135,16 +136,7 @@ class XrayPanel(QWidget):
         self.slider_labels: dict[str, QLabel] = {}
         for key, title in (("top_n", "top-N proposals"), ("prop_iou", "proposal NMS IoU"),
                            ("score_thresh", "detection score >"), ("det_iou", "detection NMS IoU")):
-            s = QSlider(Qt.Orientation.Horizontal)
-            s.setRange(0, 100)
-            s.valueChanged.connect(self._on_sliders_changed)
-            lab = QLabel("")
-            lab.setMinimumWidth(48)
-            row = QHBoxLayout()
-            row.addWidget(s, 1)
-            row.addWidget(lab)
-            form.addRow(title, row)
-            self.sliders[key], self.slider_labels[key] = s, lab
+            self.sliders[key], self.slider_labels[key] = slider_row(form, title, 100, self._on_sliders_changed)
         root.addWidget(filters)
 
         self.details = QLabel("")

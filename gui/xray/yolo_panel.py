@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gui.widgets.forms import slider_row
 from gui.xray.yolo_layers import YOLO_LAYERS, YoloLayers, legend_html
 
 SCORE_STEPS = 1000  # score slider: thousandths (the default threshold is 0.005)
@@ -92,16 +93,7 @@ class YoloPanel(QWidget):
         self.slider_labels: dict[str, QLabel] = {}
         for key, title, top in (("score_thresh", "score (prob × conf) >", SCORE_STEPS),
                                 ("nms_iou", "NMS IoU", 100)):
-            s = QSlider(Qt.Orientation.Horizontal)
-            s.setRange(0, top)
-            s.valueChanged.connect(self._on_sliders_changed)
-            lab = QLabel("")
-            lab.setMinimumWidth(48)
-            row = QHBoxLayout()
-            row.addWidget(s, 1)
-            row.addWidget(lab)
-            form.addRow(title, row)
-            self.sliders[key], self.slider_labels[key] = s, lab
+            self.sliders[key], self.slider_labels[key] = slider_row(form, title, top, self._on_sliders_changed)
         root.addWidget(nms)
 
         self.details = QLabel("hover a cell to read its vector; click to pin it here")

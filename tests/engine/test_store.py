@@ -120,6 +120,9 @@ def test_run_records_are_typed_and_looked_up_by_id(tmp_path: Path) -> None:
     assert got.status == "finished" and got.checkpoint == "runs/2/best.pt" and got.summary == {"step": 3}
     with pytest.raises(StoreError, match=f"no run with id {second + 1}"):
         s.run(second + 1)
+    assert s.run_checkpoint(second) == s.root / "runs/2/best.pt"  # relative paths are the project's
+    with pytest.raises(StoreError, match=f"run {first} has no checkpoint yet"):
+        s.run_checkpoint(first)
     s.close()
 
 
