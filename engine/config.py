@@ -91,6 +91,7 @@ class TrainConfig:
     device: Device = "auto"
     seed: int = 0
     workers: int = 0
+    sync_bn: bool = False  # DDP on CUDA GPUs: BatchNorm statistics over the global batch (SyncBatchNorm)
     eval_every: int = 0  # epochs between evaluations; 0 = auto: every epoch, or ~10 % of a time budget
     max_minutes: float = 0.0  # 0 = no limit; alone it means "train for this long"
     max_steps: int = 0  # 0 = no limit (tests, smoke runs)

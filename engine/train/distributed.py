@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
 
 @dataclass(frozen=True)
@@ -113,3 +114,24 @@ def gather_results(items: list) -> list:
         if own:
             dist.destroy_process_group()
     return [x for box in boxes for x in box]
+
+
+class SyncBatchNormError(RuntimeError):
+    """``sync_bn`` was asked for where torch cannot synchronise BatchNorm."""
+
+
+def sync_batchnorm(model: nn.Module, info: DistInfo, device: torch.device, wanted: bool) -> tuple[nn.Module, list[str]]:
+    """``model`` with every BatchNorm layer a ``SyncBatchNorm`` (statistics over the whole global batch) when
+    ``wanted`` and it can work: several processes on CUDA GPUs (torch's SyncBatchNorm runs on GPUs only).
+    Parameters and buffers are the same tensors, so optimizers and state-dict keys are unchanged. One process:
+    the model unchanged and a notice; several processes on CPUs: ``SyncBatchNormError`` saying why."""
+    if not wanted:
+        return model, []
+    if not info.enabled:
+        return model, ["sync_bn: a single process has nothing to synchronise (BatchNorm statistics are the batch's)"]
+    if device.type != "cuda":
+        raise SyncBatchNormError(f"sync_bn needs CUDA GPUs: torch's SyncBatchNorm does not run on {device.type} "
+                                 "(train without --sync-bn, or with GroupNorm: --norm gn)")
+    n = sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    return nn.SyncBatchNorm.convert_sync_batchnorm(model), [f"sync_bn: {n} BatchNorm layers synchronised "
+                                                             f"across {info.world_size} processes"]

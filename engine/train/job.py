@@ -186,6 +186,11 @@ def train_job(config: dict, sink: Sink, cancel: CancelToken, hooks: list[Hook] |
         notices = build_notices + notices
         if cfg.weights and ckpt is None:
             notices += load_user_weights(model, cfg.weights)
+        try:
+            model, sync_notices = distributed.sync_batchnorm(model, info, device, cfg.sync_bn)
+        except distributed.SyncBatchNormError as e:
+            raise TrainingError(str(e)) from e
+        notices += sync_notices
         model.to(device)
         optimizer = _optimizer(cfg, model)
         step = epoch0 = batches0 = 0

@@ -65,3 +65,42 @@ def test_collectives_use_the_process_group_device() -> None:
 
     assert distributed.collective_device().type == "cpu"  # no group / gloo: CPU tensors
     assert distributed.sync_flags([1.0, 0.0]) == [1.0, 0.0] and distributed.broadcast_values([0.25]) == [0.25]
+
+
+def test_sync_bn_converts_every_batchnorm_for_gpu_processes_and_refuses_cpus() -> None:
+    import pytest
+    import torch
+    from torch import nn
+
+    from engine.train import distributed
+
+    def net() -> nn.Module:
+        return nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Sequential(nn.BatchNorm2d(4)))
+
+    two = distributed.DistInfo(rank=0, world_size=2, local_rank=0)
+    model = net()
+    params = {id(p) for p in model.parameters()}
+    synced, notes = distributed.sync_batchnorm(model, two, torch.device("cuda", 0), True)
+    kinds = [type(m) for m in synced.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    assert kinds == [nn.SyncBatchNorm, nn.SyncBatchNorm] and "2 BatchNorm layers" in notes[0]
+    assert {id(p) for p in synced.parameters()} == params  # the optimizer's tensors stay the same
+    assert set(synced.state_dict()) == set(net().state_dict())  # checkpoints keep their keys
+    with pytest.raises(distributed.SyncBatchNormError, match="needs CUDA GPUs.*cpu"):
+        distributed.sync_batchnorm(net(), two, torch.device("cpu"), True)
+    alone = net()
+    same, notes = distributed.sync_batchnorm(alone, distributed.DistInfo(), torch.device("cpu"), True)
+    assert same is alone and "single process" in notes[0]
+    assert distributed.sync_batchnorm(alone, two, torch.device("cpu"), False) == (alone, [])  # not asked: as is
+
+
+def test_sync_bn_single_process_trains_and_says_so(demo_copy) -> None:
+    from engine.config import TrainConfig
+    from engine.events import Notice
+    from engine.jobs import CancelToken, Collector
+    from engine.train.job import train_job
+
+    cfg = TrainConfig(project=str(demo_copy), epochs=1, max_steps=1, max_images=4, batch_size=2, val_split="",
+                      device="cpu", sync_bn=True)
+    sink = Collector()
+    assert train_job(cfg.to_dict(), sink, CancelToken())["status"] == "finished"
+    assert any("sync_bn: a single process" in e.message for e in sink.of(Notice))
