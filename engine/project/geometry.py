@@ -177,3 +177,23 @@ def paste(size: tuple[int, int], x0: int, y0: int, crop: np.ndarray, base: np.nd
     h, w = crop.shape
     m[y0:y0 + h, x0:x0 + w] = crop
     return m
+
+
+def fit_geometry(g: Geometry, width: int, height: int) -> Geometry | None:
+    """``g`` made to fit an image of ``width`` x ``height`` (clipped); None if nothing of it is left."""
+    lim = np.array([width, height], np.float64)
+    if isinstance(g, Box):
+        xyxy = np.concatenate([np.clip(g.xyxy[:2], 0, lim), np.clip(g.xyxy[2:], 0, lim)])
+        return Box(xyxy) if min(xyxy[2] - xyxy[0], xyxy[3] - xyxy[1]) > 0 else None
+    if isinstance(g, Polygon):
+        p = Polygon(np.clip(g.points, 0, lim))
+        return p if p.area() > 0 else None
+    if isinstance(g, Line):
+        return Line(np.clip(g.points, 0, lim))
+    if isinstance(g, Point):
+        return Point(np.clip(g.xy, 0, lim))
+    if isinstance(g, Mask):
+        x0, y0, crop = g.crop()
+        m = Mask.from_crop(x0, y0, crop, (height, width))
+        return m if m.area() > 0 else None
+    return None

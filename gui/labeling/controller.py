@@ -21,8 +21,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QPoint, QPointF
 from PySide6.QtWidgets import QApplication
 
-from engine.project.geometry import move_delta, translate
-from engine.project.shapes import Annotation, Box, Geometry, Line, Mask, Point, Polygon
+from engine.project.shapes import Annotation, Geometry
 from engine.project.store import Category, Store, StoreError
 from gui.canvas.annotation_layer import AnnotationLayer, object_key
 from gui.canvas.image_loader import ImageLoader
@@ -35,11 +34,11 @@ from gui.labeling.commands import (
     CommandRunner,
     DeleteAnnotations,
     Relabel,
-    SetGroups,
     StoreCommand,
     UpdateGeometry,
 )
 from gui.labeling.labels_panel import LabelsPanel
+from gui.labeling.object_actions import ObjectActions
 from gui.labeling.objects_panel import ObjectsPanel
 from gui.labeling.select_tool import SelectTool
 from gui.labeling.stroke_command import PaintStroke, stroke_command
@@ -48,12 +47,11 @@ from gui.labeling.tools import BoxTool, BrushTool, LineTool, PointTool, PolygonT
 from gui.session import Session
 from gui.widgets.docks import DockHost
 
-DUPLICATE_OFFSET = 10.0  # px a duplicate lands from its original
 BULK_FETCH = 50  # above this many changed annotations, re-read the whole image in one query
 MIN_RADIUS, MAX_RADIUS = 1.0, 500.0
 
 
-class LabelingController(QObject):
+class LabelingController(QObject, ObjectActions):
     """Implements ``gui.labeling.host.LabelingHost`` for the tools and panels."""
 
     def __init__(self, session: Session, canvas: CanvasView, host: DockHost) -> None:
@@ -324,122 +322,6 @@ class LabelingController(QObject):
         if todo:
             self.execute(lambda: Relabel(self.runner, todo, category_id))
 
-    # -- objects ------------------------------------------------------------------------------------
-    def group_selected(self) -> None:
-        """Ctrl+G: the selected shapes become one object (a new group id)."""
-        ids = self.layer.selected_ids()
-        store = self.store
-        if len(ids) < 2 or store is None:
-            self.status("Select two or more shapes to group them")
-            return
-        self.execute(lambda: SetGroups(self.runner, ids, store.next_group_id(), f"Group {len(ids)} shapes"))
-
-    def ungroup_selected(self) -> None:
-        """Ctrl+Shift+G: every selected shape becomes its own object."""
-        ids = [i for i in self.layer.selected_ids() if self.layer.items[i].annotation.group_id is not None]
-        if not ids:
-            self.status("Nothing grouped is selected")
-            return
-        self.execute(lambda: SetGroups(self.runner, ids, None, f"Ungroup {len(ids)} shapes"))
-
-    def nudge(self, dx: float, dy: float) -> None:
-        """Arrow keys: move the selection by (dx, dy) px, kept inside the image; one undoable step."""
-        items = self.layer.selected_items()
-        if not items or not self.has_image():
-            return
-        boxes = np.array([i.annotation.bbox() for i in items])
-        bounds = np.concatenate([boxes[:, :2].min(0), boxes[:, 2:].max(0)])
-        masks = any(isinstance(i, MaskItem) for i in items)
-        dx, dy = move_delta(bounds, dx, dy, *self.image_size(), whole_pixels=masks)
-        if (dx, dy) == (0.0, 0.0):
-            return
-        changes = [(int(i.data(0)), i.annotation.geometry, translate(i.annotation.geometry, dx, dy)) for i in items]
-        self.update_geometry(changes, "Nudge")
-
-    # -- clipboard ----------------------------------------------------------------------------------
-    def copy_selected(self) -> None:
-        items = self.layer.selected_items()
-        if not items:
-            self.status("Nothing selected to copy")
-            return
-        self.clipboard = [i.annotation for i in items]
-        self.status(f"Copied {len(items)} shape{'s' if len(items) != 1 else ''}")
-
-    def paste(self) -> None:
-        if not self.clipboard:
-            self.status("Nothing to paste: copy shapes first (Ctrl+C)")
-            return
-        self._paste(self.clipboard, (0.0, 0.0), "Paste")
-
-    def duplicate(self) -> None:
-        """Ctrl+D: copies of the selected shapes, a few pixels away, selected."""
-        items = self.layer.selected_items()
-        if not items:
-            self.status("Nothing selected to duplicate")
-            return
-        self._paste([i.annotation for i in items], (DUPLICATE_OFFSET, DUPLICATE_OFFSET), "Duplicate")
-
-    def copy_from_previous(self) -> None:
-        """Every shape of the image shown before this one, pasted here (labelme's "copy previous")."""
-        store, prev = self.store, self._previous_image
-        if store is None or prev is None:
-            self.status("No previous image to copy from")
-            return
-        try:
-            anns = store.annotations(prev)
-        except StoreError as e:
-            self.show_error(str(e))
-            return
-        if not anns:
-            self.status("The previous image has no shapes")
-            return
-        self._paste(anns, (0.0, 0.0), "Copy from previous image")
-
-    def _paste(self, anns: list[Annotation], offset: tuple[float, float], text: str) -> None:
-        store, image_id = self.store, self.image_id
-        if store is None or image_id is None or not self.has_image():
-            return
-        w, h = self.image_size()
-        known = {c.id for c in store.categories()}
-
-        def build() -> AddAnnotations | None:
-            groups: dict[int, int] = {}
-            base = store.next_group_id()
-            out = []
-            boxes = np.array([a.bbox() for a in anns])
-            bounds = np.concatenate([boxes[:, :2].min(0), boxes[:, 2:].max(0)])
-            dx, dy = move_delta(bounds, *offset, w, h, whole_pixels=True) if offset != (0.0, 0.0) else offset
-            for a in anns:
-                if a.category_id not in known:
-                    continue
-                g = fit_geometry(translate(a.geometry, dx, dy) if (dx, dy) != (0.0, 0.0) else a.geometry, w, h)
-                if g is None:
-                    continue
-                gid = None if a.group_id is None else groups.setdefault(a.group_id, base + len(groups))
-                out.append(Annotation(image_id, a.category_id, g, "manual", None, gid, dict(a.attributes)))
-            if not out:
-                raise StoreError("none of the shapes fits on this image")
-            return AddAnnotations(self.runner, out, f"{text} {len(out)} shape{'s' if len(out) != 1 else ''}")
-
-        cmd = self.execute(build)
-        if isinstance(cmd, AddAnnotations):
-            self.layer.select(cmd.ids)
-
-    # -- visibility ---------------------------------------------------------------------------------
-    def toggle_hide_all(self) -> None:
-        self.layer.set_visible(not self.layer.visible)
-        self.objects.refresh()
-        self.update_handles()
-        self.status("Annotations shown" if self.layer.visible else "Annotations hidden (Ctrl+H shows them)")
-
-    def set_category_visible(self, category_id: int, on: bool) -> None:
-        self.layer.set_category_visible(category_id, on)
-        self.objects.refresh()
-        self.update_handles()
-
-    def set_names_visible(self, on: bool) -> None:
-        self.layer.set_names_visible(on)
-
     # -- context menu -------------------------------------------------------------------------------
     def _on_context_menu(self, global_pos: QPoint, pos: QPointF) -> None:
         if self.tool is not self.select_tool and self.tool.cancel():
@@ -568,23 +450,3 @@ class LabelingController(QObject):
             self.objects.refresh()
         self.update_handles()
         self.tags.refresh()
-
-
-def fit_geometry(g: Geometry, width: int, height: int) -> Geometry | None:
-    """``g`` made to fit an image of ``width`` x ``height`` (clipped); None if nothing of it is left."""
-    lim = np.array([width, height], np.float64)
-    if isinstance(g, Box):
-        xyxy = np.concatenate([np.clip(g.xyxy[:2], 0, lim), np.clip(g.xyxy[2:], 0, lim)])
-        return Box(xyxy) if min(xyxy[2] - xyxy[0], xyxy[3] - xyxy[1]) > 0 else None
-    if isinstance(g, Polygon):
-        p = Polygon(np.clip(g.points, 0, lim))
-        return p if p.area() > 0 else None
-    if isinstance(g, Line):
-        return Line(np.clip(g.points, 0, lim))
-    if isinstance(g, Point):
-        return Point(np.clip(g.xy, 0, lim))
-    if isinstance(g, Mask):
-        x0, y0, crop = g.crop()
-        m = Mask.from_crop(x0, y0, crop, (height, width))
-        return m if m.area() > 0 else None
-    return None
