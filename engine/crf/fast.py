@@ -50,6 +50,10 @@ class _Kernel:
         """``w * n * K(n * Q)`` for Q (N, C) -> (N, C)."""
         return self.filter.compute(q)
 
+    def add_message(self, energy: Tensor, q: Tensor) -> Tensor:
+        """``energy + message(q)`` without a separate (N, C) addition."""
+        return self.filter.compute_add(energy, q)
+
 
 def crf_fast_torch(image: Tensor, probs: Tensor, params: CrfParams) -> Tensor:
     """Mean-field on tensors: image (H, W, 3) uint8 RGB, probs (C, H, W) float32 -> (C, H, W) float32.
@@ -72,11 +76,10 @@ def crf_fast_torch(image: Tensor, probs: Tensor, params: CrfParams) -> Tensor:
     neg_unary = unary.neg_()
     q = torch.softmax(neg_unary, 1)
     for _ in range(params.iterations):
-        energy = None
-        for k in kernels:  # -U + sum_k messages, accumulated in place (no (N, C) temporaries per kernel)
-            m = k.message(q)
-            energy = m if energy is None else energy.add_(m)
-        q = torch.softmax(neg_unary if energy is None else energy.add_(neg_unary), 1)
+        energy = neg_unary
+        for k in kernels:  # -U + sum_k messages, each added by the slice's sparse addmm (no extra pass)
+            energy = k.add_message(energy, q)
+        q = torch.softmax(energy, 1)
     return q.t().reshape(c, h, w).contiguous()
 
 

@@ -109,10 +109,18 @@ class Permutohedral:
 
     def compute(self, values: Tensor) -> Tensor:
         """Splat, blur and slice ``values`` (N, C) float32 -> (N, C) float32 filtered values."""
+        return self.slice @ self.blurred(values)
+
+    def compute_add(self, base: Tensor, values: Tensor) -> Tensor:
+        """``base + compute(values)`` in one pass over the (N, C) output (sparse ``addmm``)."""
+        return torch.addmm(base, self.slice, self.blurred(values))
+
+    def blurred(self, values: Tensor) -> Tensor:
+        """Splat and blur ``values`` (N, C) -> (M, C) lattice values (``slice @`` them to filter)."""
         grid = self.splat @ values
         for b in self.blur:
             grid = b @ grid
-        return self.slice @ grid
+        return grid
 
     def scaled(self, pre: Tensor, post: Tensor) -> Permutohedral:
         """A copy whose ``compute(v)`` is ``post * K(pre * v)``; pre, post (N,) float32 per-point factors.
