@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from PySide6.QtCore import QObject, QTimer
-from PySide6.QtWidgets import QComboBox, QLabel, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from engine.events import Event, RunFinished
 from engine.project.records import RunRecord
@@ -56,6 +56,30 @@ class ImageJobPanel(QWidget):
         self._timer.setSingleShot(True)
         self._timer.setInterval(debounce_ms)
         self._timer.timeout.connect(self.submit)
+
+    def _build_run_row(self, root: QVBoxLayout, tooltip: str) -> None:
+        """The "Model: [runs] [↻]" row and the status line under it (``runs``, ``status``)."""
+        row = QHBoxLayout()
+        self.runs = QComboBox(self)
+        self.runs.setToolTip(tooltip)
+        self.runs.currentIndexChanged.connect(self._on_run_changed)
+        refresh = QPushButton("↻", self)
+        refresh.setToolTip("Reload the list of runs")
+        refresh.setFixedWidth(28)
+        refresh.clicked.connect(self.refresh_runs)
+        row.addWidget(QLabel("Model:", self))
+        row.addWidget(self.runs, 1)
+        row.addWidget(refresh)
+        root.addLayout(row)
+        self.status = QLabel("", self)
+        self.status.setWordWrap(True)
+        root.addWidget(self.status)
+
+    def _on_run_changed(self, _index: int) -> None:
+        raise NotImplementedError
+
+    def refresh_runs(self) -> None:
+        raise NotImplementedError
 
     def project(self) -> str | None:
         store = self.session.store

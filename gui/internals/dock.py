@@ -26,7 +26,6 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
-    QPushButton,
     QSlider,
     QSplitter,
     QTabWidget,
@@ -75,21 +74,7 @@ class InternalsDock(ImageJobPanel):
     def _build(self) -> None:
         root = QVBoxLayout(self)
         root.setContentsMargins(4, 4, 4, 4)
-        row = QHBoxLayout()
-        self.runs = QComboBox(self)
-        self.runs.setToolTip("The checkpoint looked into: a training run's best (else last) weights")
-        self.runs.currentIndexChanged.connect(self._on_run_changed)
-        refresh = QPushButton("↻", self)
-        refresh.setToolTip("Reload the list of runs")
-        refresh.setFixedWidth(28)
-        refresh.clicked.connect(self.refresh_runs)
-        row.addWidget(QLabel("Model:", self))
-        row.addWidget(self.runs, 1)
-        row.addWidget(refresh)
-        root.addLayout(row)
-        self.status = QLabel("", self)
-        self.status.setWordWrap(True)
-        root.addWidget(self.status)
+        self._build_run_row(root, "The checkpoint looked into: a training run's best (else last) weights")
         self.tabs = QTabWidget(self)
         root.addWidget(self.tabs, 1)
 
