@@ -203,7 +203,9 @@ def train_job(config: dict, sink: Sink, cancel: CancelToken, hooks: list[Hook] |
             batches0 = int(ckpt.get("epoch_batches", 0))
             epoch0 = int(ckpt["epoch"]) + (0 if batches0 else 1)
             where = f"batch {batches0 + 1} of epoch {epoch0 + 1}" if batches0 else f"epoch {epoch0 + 1}"
-            notices = [f"resumed from {cfg.resume} at step {step} ({where} next)"]
+            # the weights come from the checkpoint: what building said about initial weights no longer applies
+            notices = [f"resumed from {cfg.resume} at step {step} ({where} next)",
+                       *(n for n in notices if n not in build_notices)]
         torch.manual_seed(cfg.seed + info.rank + 7919 * epoch0)
         train_set = task.dataset(train_records, labels, cfg, train=True)
         val_set = task.dataset(val_records, labels, cfg, train=False)

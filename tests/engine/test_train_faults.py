@@ -61,7 +61,12 @@ def test_stop_mid_epoch_then_resume_continues_the_step_count(demo_copy) -> None:
         assert store.run(out["run_id"]).status == "stopped"
 
     resumed = Collector()
-    res = train_job(_cfg(demo_copy, epochs=2, max_images=12, resume=last).to_dict(), resumed, CancelToken())
+    res = train_job(_cfg(demo_copy, epochs=2, max_images=12, resume=last, sync_bn=True).to_dict(), resumed,
+                    CancelToken())
+    notes = [e.message for e in resumed.of(Notice)]
+    assert notes[0].startswith(f"resumed from {last} at step {out['step']}")
+    assert any("sync_bn: a single process" in n for n in notes)  # what the resumed run was asked still shows
+    assert not any("from scratch" in n for n in notes)  # what building said of the initial weights does not
     steps = [e.step for e in resumed.of(StepLosses)]
     # the rest of the interrupted epoch, then the second one: the same 12 steps as a run never stopped
     assert steps == list(range(out["step"] + 1, 13))
