@@ -17,7 +17,6 @@ import math
 from dataclasses import fields
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
@@ -41,6 +40,7 @@ from engine.jobs import Job
 from engine.train.cv import cv_job
 from engine.train.job import train_job
 from gui.bridge import EngineBridge, JobHandle
+from gui.evaluation.cv_table import fill_cv_table
 from gui.evaluation.tables import InfoLabel, fmt, make_table
 
 TRAIN_LANE = "train"
@@ -331,51 +331,8 @@ class CvPanel(QWidget):
 
     # -- results ---------------------------------------------------------------------------------------------
     def _fill_results(self) -> None:
-        res = self.result
-        self.table.clearContents()
-        if res is None:
-            self.table.setRowCount(0)
-            self.table.setColumnCount(3)
-            self.table.setHorizontalHeaderLabels(["candidate", "config", "mean ± std"])
-            self.metric_label.setText("No cross-validation yet.")
-            self.retrain_button.setEnabled(False)
-            return
-        k = int(res.get("folds_k") or max(len(c["folds"]) for c in res["configs"]))
-        metric = res["metric"]
-        headers = ["candidate", "config", f"{metric} mean ± std", *(f"fold {i + 1}" for i in range(k))]
-        self.table.setColumnCount(len(headers))
-        self.table.setHorizontalHeaderLabels(headers)
-        self.table.setRowCount(len(res["configs"]))
-        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Interactive)
-        self.table.setColumnWidth(1, 180)  # long configs: the tooltip has all of it
-        bold = QFont(self.table.font())
-        bold.setBold(True)
-        for r, c in enumerate(res["configs"]):
-            best = r == res["best"]
-            cells = [f"★ {r + 1} (best)" if best else str(r + 1),
-                     json.dumps(c["config"]) if c["config"] else "{} (base)", f"{fmt(c['mean'])} ± {fmt(c['std'])}"]
-            by_fold = {f["fold"]: f for f in c["folds"]}
-            for i in range(k):
-                f = by_fold.get(i)
-                cells.append(fmt(f["value"]) if f else "–")
-            for col, text in enumerate(cells):
-                item = QTableWidgetItem(text)
-                if col >= 2:
-                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                f = by_fold.get(col - 3) if col >= 3 else None
-                if f is not None:
-                    item.setToolTip(f"run {f.get('run_id')}: {f.get('train_images')} train / "
-                                    f"{f.get('val_images')} val images · {f.get('status', '')}")
-                if col == 1:
-                    item.setToolTip(text)
-                if best:
-                    item.setFont(bold)
-                self.table.setItem(r, col, item)
-        direction = "higher" if res.get("higher_is_better", True) else "lower"
-        self.metric_label.setText(f"{res['folds_k']}-fold cross-validation, seed {res['seed']}: {metric} of each "
-                                  f"fold's best checkpoint on its held-out fold ({direction} is better; "
-                                  "std over folds, n − 1)")
-        self.retrain_button.setEnabled(self.handle is None)
+        self.metric_label.setText(fill_cv_table(self.table, self.result))
+        self.retrain_button.setEnabled(self.result is not None and self.handle is None)
 
     def best_config(self) -> dict | None:
         """The training config "Retrain best" submits (None before a CV result)."""
