@@ -180,6 +180,12 @@ class Assistant:
     def labels(self) -> LabelSpace:
         return self._info().labels
 
+    def task_and_model(self) -> tuple[Task, torch.nn.Module]:
+        """The checkpoint's task and model (loads it); for reading what the model stores (e.g. a tagger's
+        thresholds), never for running it outside ``prediction``."""
+        info = self._info()
+        return info.task, info.model
+
     @property
     def provenance(self) -> str:
         """``model:<run id>`` of the checkpoint (loads the model)."""

@@ -19,8 +19,11 @@ from __future__ import annotations
 
 import os
 import pickle
+import threading
 import time
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +126,40 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"
     model.to(device).eval()
     meta = {k: v for k, v in ckpt.items() if k not in ("model", "optimizer")}
     return task, model, spec, labels_of(ckpt), meta
+
+
+class ModelCache:
+    """The last checkpoint ``load_model`` loaded, reused while its file is unchanged (path, mtime, size) and
+    the device is the same: a job that looks at image after image loads the model once. Thread-safe:
+    ``use`` holds the cache's lock while the caller uses the model (jobs of different lanes may share it)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._key: tuple | None = None
+        self._loaded: tuple[Task, nn.Module, Spec, LabelSpace, dict] | None = None
+
+    @contextmanager
+    def use(self, path: str | Path, device: str | torch.device = "cpu"
+            ) -> Iterator[tuple[Task, nn.Module, Spec, LabelSpace, dict]]:
+        """``load_model(path, device)``'s result (cached), the lock held until the block ends;
+        CheckpointError for a missing or bad file."""
+        p = Path(path)
+        try:
+            st = p.stat()
+        except OSError as e:
+            raise CheckpointError(f"checkpoint {path}: {e.strerror or e}") from e
+        key = (str(p.resolve()), st.st_mtime_ns, st.st_size, str(device))
+        with self._lock:
+            if self._key != key:
+                self._key, self._loaded = None, None
+                self._loaded = load_model(path, device)
+                self._key = key
+            yield self._loaded
+
+    def clear(self) -> None:
+        """Forget the loaded model."""
+        with self._lock:
+            self._key, self._loaded = None, None
 
 
 def load_user_weights(model: nn.Module, path: str | Path) -> list[str]:

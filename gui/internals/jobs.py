@@ -15,10 +15,6 @@
 
 from __future__ import annotations
 
-import threading
-from pathlib import Path
-from typing import Any
-
 import numpy as np
 
 from engine.events import ArraysReady, Notice, Progress
@@ -27,36 +23,16 @@ from engine.internals.job import checkpoint_of, load_image, summary, target_of
 from engine.internals.run import InternalsError
 from engine.jobs import CancelToken, Sink
 from engine.project.store import Store
-from engine.tasks.checkpoint import CheckpointError, load_model
+from engine.tasks.checkpoint import CheckpointError, ModelCache
 from gui.internals.arrays import bn_table
 
 MAX_TARGETS = 50  # detections listed (by score); tags and classes: all
 
-_lock = threading.Lock()
-_cache: dict[str, Any] = {}  # {"key": (path, mtime_ns, size, device), "loaded": load_model(...)}
-
-
-def _load(checkpoint: str, device: str) -> tuple:
-    """``load_model`` of ``checkpoint``, reused while the file is unchanged (call with ``_lock`` held)."""
-    p = Path(checkpoint)
-    try:
-        st = p.stat()
-    except OSError as e:
-        raise InternalsError(f"checkpoint {checkpoint}: {e.strerror or e}") from e
-    key = (str(p.resolve()), st.st_mtime_ns, st.st_size, device)
-    if _cache.get("key") != key:
-        _cache.clear()
-        try:
-            _cache["loaded"] = load_model(checkpoint, device)
-        except CheckpointError as e:
-            raise InternalsError(str(e)) from e
-        _cache["key"] = key
-    return _cache["loaded"]
+_models = ModelCache()  # one loaded checkpoint: a new image, layer or target costs no load
 
 
 def clear_cache() -> None:
-    with _lock:
-        _cache.clear()
+    _models.clear()
 
 
 def _targets(kind: str, pred: dict, names: list[str]) -> list[dict]:
@@ -92,13 +68,15 @@ def inspect_job(config: dict, sink: Sink, cancel: CancelToken) -> dict:
         image, image_id, path = load_image(store, config["image"])
         root = str(store.root)
     cancel.check()
-    with _lock:
-        task, model, _, labels, ck = _load(checkpoint, device)
-        cancel.check()
-        sink(Progress(1, 3, "computing feature map and Grad-CAM"))
-        result = inspect(model, image, config.get("layer") or None, target)
-        cancel.check()
-        pred = task.predict(model, [image], device)[0]
+    try:
+        with _models.use(checkpoint, device) as (task, model, _, labels, ck):  # used under the cache's lock
+            cancel.check()
+            sink(Progress(1, 3, "computing feature map and Grad-CAM"))
+            result = inspect(model, image, config.get("layer") or None, target)
+            cancel.check()
+            pred = task.predict(model, [image], device)[0]
+    except CheckpointError as e:
+        raise InternalsError(str(e)) from e
     names = (["background"] if labels.background else []) + list(labels.names)
     meta = {"project": root, "image_id": image_id, "image_path": path, "checkpoint": checkpoint, "task": task.name,
             "kind": task.kind, "run_id": ck.get("run_id"), "step": ck.get("step"),

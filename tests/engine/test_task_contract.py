@@ -7,6 +7,7 @@ registry line exists. ``OVERFIT`` holds each task's small overfit recipe (the on
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -132,3 +133,28 @@ def test_nan_through_after_forward_stops_the_run_naming_the_step(name, demo_copy
                       **{k: v for k, v in extra.items() if k in ("min_size", "max_size")})
     with pytest.raises(NonFiniteLoss, match=re.compile(r"non-finite loss at step 2: .*=nan")):
         train_job_(cfg, Collector(), hooks=[InjectNaN(2)])
+
+
+def test_model_cache_loads_a_checkpoint_once_until_its_file_changes(demo_project, tmp_path_factory, trained,
+                                                                     tmp_path) -> None:
+    import os
+
+    from engine.tasks.checkpoint import CheckpointError, ModelCache
+
+    result, _, _ = _overfit("faster_rcnn", demo_project, tmp_path_factory, trained)
+    path = tmp_path / "model.pt"
+    path.write_bytes(Path(result["checkpoint"]).read_bytes())
+    cache = ModelCache()
+    with cache.use(path) as first:
+        assert first[0].name == "faster_rcnn" and not first[1].training
+    with cache.use(path) as again:
+        assert again is first  # the same file: no second load
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # the file was rewritten
+    with cache.use(path) as third:
+        assert third is not first
+    cache.clear()
+    with cache.use(path) as fourth:
+        assert fourth is not third
+    with pytest.raises(CheckpointError, match="missing.pt"), cache.use(tmp_path / "missing.pt"):
+        pass
